@@ -1,1 +1,36 @@
-//! brainseg-model
+//! brainseg-model: the seed's 3D U-Net (ellisdg/3DUnetCNN) on burn 0.22, its losses on tensors,
+//! a layer table, and safetensors checkpoints PyTorch can read.
+//!
+//! burn 0.22 tensors and modules carry no backend type: the [`Device`] a model is built on picks
+//! the backend (`Device::flex()` on CPU, `Device::cuda(0)` once that feature is on) and
+//! `device.autodiff()` turns on gradients. [`cpu_device`] is the default here.
+pub mod checkpoint;
+pub mod config;
+pub mod loss;
+pub mod ops;
+pub mod predict;
+pub mod summary;
+pub mod unet;
+
+pub use burn::tensor::Device;
+
+pub use config::{Normalisation, OutputActivation, Targets, UNet3dConfig, Upsampling};
+
+
+
+pub use unet::UNet3d;
+
+/// burn's pure-Rust CPU backend.
+pub type CpuBackend = burn::backend::Flex;
+/// The CPU backend with gradients.
+pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
+
+/// The CPU device (flex backend), for inference.
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+/// The CPU device with autodiff, for training.
+pub fn cpu_autodiff_device() -> Device {
+    Device::flex().autodiff()
+}

@@ -1,1 +1,11 @@
-//! brainseg-train
+//! brainseg-train: the data pipeline and the training loop (`brainseg train`).
+//!
+//! A run directory holds everything needed to watch, resume or reuse a run:
+//! `config.json` (the whole recipe), `split.json` (editable train/validation ids), `metrics.csv`
+//! and `curves.png` (one row/point per epoch), `best.safetensors` (best validation Dice),
+//! `checkpoint/` (last epoch: weights, optimizer state, progress) and `cache/` (decoded cases).
+pub mod data;
+pub mod training;
+
+pub use data::{Batch, PatchSource, SamplingConfig};
+pub use training::{train, EpochRecord, LossKind, TrainConfig, TrainEvent};

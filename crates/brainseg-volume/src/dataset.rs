@@ -1,6 +1,9 @@
 //! Dataset layouts: Medical Segmentation Decathlon (dataset.json, 4-D imagesTr, labelsTr) and raw BraTS
 //! (a folder per case, one file per modality: `_flair/_t1/_t1ce/_t2/_seg` or BraTS 2021+ `-t2f/-t1n/-t1c/-t2w/-seg`).
-use crate::{Case, Result};
+use crate::nifti_io::{read_channels, read_header, read_image, read_label, shape_text, Image};
+use crate::{Case, Error, LabelNumbering, Result, MODALITIES};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,7 +29,79 @@ pub struct CaseRef {
 
 impl CaseRef {
     /// Load, canonicalise and validate (shapes agree, label values known, finite voxels).
-    pub fn load(&self) -> Result<Case> { todo!() }
+    /// Files are read on parallel threads.
+    pub fn load(&self) -> Result<Case> {
+        let (image, label) = std::thread::scope(|scope| {
+            let label = self.label.as_deref().map(|path| scope.spawn(move || read_label(path)));
+            let image = self.load_image();
+            (image, label.map(|l| l.join().expect("label reading does not panic")))
+        });
+        let Image { data: image, geometry, .. } = image?;
+        let mut sources = self.image_files();
+        let label = match label {
+            None => None,
+            Some(read) => {
+                let (raw, label_geometry) = read?;
+                let path = self.label.clone().expect("a label path");
+                let image_shape = &image.shape()[1..];
+                if label_geometry.source_shape != geometry.source_shape || raw.shape() != image_shape {
+                    return Err(Error::at(
+                        &path,
+                        format!(
+                            "label shape {} differs from the image shape {}",
+                            shape_text(&label_geometry.source_shape),
+                            shape_text(&geometry.source_shape)
+                        ),
+                    ));
+                }
+                let mut table = [None; 256];
+                for (v, entry) in table.iter_mut().enumerate() {
+                    *entry = self.numbering.to_msd(v as u8);
+                }
+                if let Some(&bad) = raw.iter().find(|&&v| table[v as usize].is_none()) {
+                    return Err(Error::at(
+                        &path,
+                        format!(
+                            "unknown label value {bad} ({:?} numbering has {})",
+                            self.numbering,
+                            self.numbering.known_values()
+                        ),
+                    ));
+                }
+                sources.push(path);
+                Some(raw.mapv(|v| table[v as usize].expect("checked above")))
+            }
+        };
+        Ok(Case { id: self.id.clone(), image, label, geometry, sources })
+    }
+
+    /// The image files of this case, in channel order.
+    pub fn image_files(&self) -> Vec<PathBuf> {
+        match &self.image {
+            ImageSource::FourD(path) => vec![path.clone()],
+            ImageSource::PerModality(paths) => paths.to_vec(),
+        }
+    }
+
+    fn load_image(&self) -> Result<Image> {
+        match &self.image {
+            ImageSource::FourD(path) => {
+                let image = read_image(path)?;
+                let channels = image.data.shape()[0];
+                if channels != 4 {
+                    return Err(Error::at(
+                        path,
+                        format!("expected 4 channels ({}), found {channels}", MODALITIES.join(", ")),
+                    ));
+                }
+                Ok(image)
+            }
+            ImageSource::PerModality(paths) => {
+                let files: Vec<(&Path, &str)> = paths.iter().map(PathBuf::as_path).zip(MODALITIES).collect();
+                read_channels(&files)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,16 +115,257 @@ pub struct Dataset {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Split { pub train: Vec<String>, pub valid: Vec<String> }
 
+/// File-name endings of the BraTS modalities (FLAIR, T1w, T1Gd, T2w), old and 2021+ names.
+const BRATS_SUFFIXES: [[&str; 2]; 4] = [["_flair", "-t2f"], ["_t1", "-t1n"], ["_t1ce", "-t1c"], ["_t2", "-t2w"]];
+const BRATS_LABEL_SUFFIXES: [&str; 2] = ["_seg", "-seg"];
+
 impl Dataset {
     /// Open a dataset folder, a single BraTS case folder, or a single 4-D NIfTI file; the layout is detected.
-    pub fn open(_path: &Path) -> Result<Dataset> { todo!() }
-    pub fn case(&self, _id: &str) -> Option<&CaseRef> { todo!() }
+    pub fn open(path: &Path) -> Result<Dataset> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::at(path, "no such file or folder"),
+            _ => Error::at(path, format!("cannot open: {e}")),
+        })?;
+        if meta.is_file() {
+            let name = file_name(path);
+            if name == "dataset.json" {
+                let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                return open_msd(&root, path);
+            }
+            return open_single_file(path);
+        }
+        let json = path.join("dataset.json");
+        if json.is_file() {
+            return open_msd(path, &json);
+        }
+        if let Some(case) = brats_case(path)? {
+            return Ok(Dataset { root: path.to_path_buf(), layout: Layout::Brats, cases: vec![case] });
+        }
+        let mut cases = Vec::new();
+        for folder in list_dir(path)? {
+            if folder.is_dir() {
+                cases.extend(brats_case(&folder)?);
+            }
+        }
+        if cases.is_empty() {
+            return Err(Error::at(
+                path,
+                "no dataset here: no dataset.json (MSD), no BraTS case folders and no modality files \
+                 (expected names ending in _flair/_t1/_t1ce/_t2 or -t2f/-t1n/-t1c/-t2w .nii.gz)",
+            ));
+        }
+        cases.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Dataset { root: path.to_path_buf(), layout: Layout::Brats, cases })
+    }
+
+    pub fn case(&self, id: &str) -> Option<&CaseRef> {
+        self.cases.iter().find(|c| c.id == id)
+    }
+
     /// Deterministic split from a seed (default fraction 0.8 train), at least one case on each side when n >= 2.
-    pub fn split(&self, _seed: u64, _train_fraction: f64) -> Split { todo!() }
+    pub fn split(&self, seed: u64, train_fraction: f64) -> Split {
+        let mut ids: Vec<String> = self.cases.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let n = ids.len();
+        let fraction = if train_fraction.is_finite() { train_fraction.clamp(0.0, 1.0) } else { 0.8 };
+        let n_train = if n >= 2 { ((n as f64 * fraction).round() as usize).clamp(1, n - 1) } else { n };
+        let mut valid = ids.split_off(n_train);
+        ids.sort();
+        valid.sort();
+        Split { train: ids, valid }
+    }
+
+    /// Check a (possibly hand-edited) split against this dataset: every id known, none on both sides.
+    /// `split_path` is the file named in the error.
+    pub fn check_split(&self, split: &Split, split_path: &Path) -> Result<()> {
+        for id in split.train.iter().chain(&split.valid) {
+            if self.case(id).is_none() {
+                return Err(Error::at(split_path, format!("case {id:?} is not in the dataset {}", self.root.display())));
+            }
+        }
+        if let Some(id) = split.train.iter().find(|id| split.valid.contains(id)) {
+            return Err(Error::at(split_path, format!("case {id:?} is in both train and valid")));
+        }
+        Ok(())
+    }
 }
 
 impl Split {
-    pub fn load(_path: &Path) -> Result<Split> { todo!() }
+    pub fn load(path: &Path) -> Result<Split> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::at(path, format!("cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::at(path, format!("not a split file ({e}); expected {{\"train\": [ids], \"valid\": [ids]}}"))
+        })
+    }
+
     /// Atomic write (temp file + rename).
-    pub fn save(&self, _path: &Path) -> Result<()> { todo!() }
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("a split serialises") + "\n";
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|e| Error::at(folder, format!("cannot create: {e}")))?;
+        }
+        crate::nifti_io::write_atomic(path, |f| std::io::Write::write_all(f, text.as_bytes()))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MsdJson {
+    training: Vec<MsdEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct MsdEntry {
+    image: String,
+    label: Option<String>,
+}
+
+fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
+    let text = std::fs::read_to_string(json).map_err(|e| Error::at(json, format!("cannot read: {e}")))?;
+    let parsed: MsdJson = serde_json::from_str(&text)
+        .map_err(|e| Error::at(json, format!("not an MSD dataset.json ({e}); expected \"training\": [{{\"image\", \"label\"}}]")))?;
+    if parsed.training.is_empty() {
+        return Err(Error::at(json, "dataset.json lists no training cases"));
+    }
+    let resolve = |entry: &str| -> Result<PathBuf> {
+        let path = root.join(entry.trim_start_matches("./"));
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::at(&path, format!("listed in {} but missing", json.display())))
+        }
+    };
+    let mut cases = Vec::with_capacity(parsed.training.len());
+    for entry in &parsed.training {
+        let image = resolve(&entry.image)?;
+        let label = entry.label.as_deref().map(resolve).transpose()?;
+        cases.push(CaseRef {
+            id: nifti_stem(&image).to_string(),
+            image: ImageSource::FourD(image),
+            label,
+            numbering: LabelNumbering::Msd,
+        });
+    }
+    cases.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(pair) = cases.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(Error::at(json, format!("case {:?} is listed twice", pair[0].id)));
+    }
+    Ok(Dataset { root: root.to_path_buf(), layout: Layout::Msd, cases })
+}
+
+/// One 4-D NIfTI holding the four modalities: a dataset of one unlabelled case.
+fn open_single_file(path: &Path) -> Result<Dataset> {
+    if !is_nifti_name(file_name(path)) {
+        return Err(Error::at(path, "not a dataset: expected a folder, a dataset.json or a .nii/.nii.gz file"));
+    }
+    let header = read_header(path)?;
+    let (ndim, channels) = (header.dim[0] as i16, header.dim[4] as i16);
+    if ndim != 4 || channels != 4 {
+        return Err(Error::at(
+            path,
+            format!(
+                "a single file must be a 4-D image with 4 channels ({}), this one is {ndim}-D{}; \
+                 for one file per modality give the case folder",
+                MODALITIES.join(", "),
+                if ndim == 4 { format!(" with {channels} volumes") } else { String::new() }
+            ),
+        ));
+    }
+    let case = CaseRef {
+        id: nifti_stem(path).to_string(),
+        image: ImageSource::FourD(path.to_path_buf()),
+        label: None,
+        numbering: LabelNumbering::Msd,
+    };
+    Ok(Dataset {
+        root: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        layout: Layout::Msd,
+        cases: vec![case],
+    })
+}
+
+/// A BraTS case folder: `Some` when it holds NIfTI files, an error when a modality is missing or doubled.
+fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
+    let files: Vec<PathBuf> = list_dir(folder)?.into_iter().filter(|p| p.is_file() && is_nifti_name(file_name(p))).collect();
+    let mut modalities: [Option<PathBuf>; 4] = Default::default();
+    let mut label: Option<PathBuf> = None;
+    let mut recognised = false;
+    for file in &files {
+        let stem = nifti_stem(file).to_ascii_lowercase();
+        let slot = if BRATS_LABEL_SUFFIXES.iter().any(|s| stem.ends_with(s)) {
+            Some((&mut label, "label"))
+        } else {
+            BRATS_SUFFIXES
+                .iter()
+                .position(|suffixes| suffixes.iter().any(|s| stem.ends_with(s)))
+                .map(|m| (&mut modalities[m], MODALITIES[m]))
+        };
+        if let Some((slot, name)) = slot {
+            recognised = true;
+            if let Some(previous) = slot {
+                return Err(Error::at(
+                    folder,
+                    format!("two {name} files: {} and {}", file_name(previous), file_name(file)),
+                ));
+            }
+            *slot = Some(file.clone());
+        }
+    }
+    if !recognised {
+        return Ok(None);
+    }
+    let mut paths = Vec::with_capacity(4);
+    for (m, slot) in modalities.into_iter().enumerate() {
+        match slot {
+            Some(p) => paths.push(p),
+            None => {
+                return Err(Error::at(
+                    folder,
+                    format!(
+                        "missing the {} file (a name ending in {}.nii.gz or {}.nii.gz)",
+                        MODALITIES[m], BRATS_SUFFIXES[m][0], BRATS_SUFFIXES[m][1]
+                    ),
+                ))
+            }
+        }
+    }
+    let id = folder
+        .canonicalize()
+        .ok()
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or_else(|| file_name(folder))
+        .to_string();
+    Ok(Some(CaseRef {
+        id,
+        image: ImageSource::PerModality(paths.try_into().expect("four modality paths")),
+        label,
+        numbering: LabelNumbering::Brats,
+    }))
+}
+
+fn list_dir(folder: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(folder).map_err(|e| Error::at(folder, format!("cannot list: {e}")))?;
+    let mut paths = entries
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::at(folder, format!("cannot list: {e}")))?;
+    paths.retain(|p| !file_name(p).starts_with('.'));
+    paths.sort();
+    Ok(paths)
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+fn is_nifti_name(name: &str) -> bool {
+    name.ends_with(".nii") || name.ends_with(".nii.gz")
+}
+
+/// File name without `.nii` / `.nii.gz`.
+fn nifti_stem(path: &Path) -> &str {
+    let name = file_name(path);
+    name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii")).unwrap_or(name)
 }

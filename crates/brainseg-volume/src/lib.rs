@@ -14,7 +14,7 @@ pub mod orientation;
 pub mod seed_patches;
 pub mod synthetic;
 
-pub use case::{Case, LabelNumbering, MODALITIES};
+pub use case::{Case, LabelNumbering, CLASS_NAMES, MODALITIES};
 pub use dataset::{CaseRef, Dataset, ImageSource, Layout, Split};
 pub use error::{Error, Result};
 pub use nifti_io::{read_image, read_label, write_label, write_probabilities, Geometry, Image};

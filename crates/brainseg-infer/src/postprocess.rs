@@ -1,0 +1,148 @@
+//! Removing small 3-D connected components (26-connectivity) from an MSD label map.
+use brainseg_transforms::Targets;
+use ndarray::Array3;
+
+/// What [`remove_small_components`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub components: usize,
+    pub voxels: usize,
+}
+
+/// Drop connected components smaller than `min_voxels`.
+///
+/// - [`Targets::Classes`]: components of each class 1, 2, 3 separately; their voxels become background.
+/// - [`Targets::Regions`]: components of WT = {1,2,3}, then TC = {2,3}, then ET = {3}; a small
+///   component is demoted to the enclosing region (WT -> background, TC -> edema 1, ET -> 2), so
+///   the regions stay nested.
+pub fn remove_small_components(labels: &mut Array3<u8>, min_voxels: usize, scope: Targets) -> Removed {
+    if !labels.is_standard_layout() {
+        *labels = labels.as_standard_layout().into_owned();
+    }
+    let mut removed = Removed::default();
+    for level in 1..=3u8 {
+        let (inside, replacement): (fn(u8, u8) -> bool, u8) = match scope {
+            Targets::Classes => (|v, level| v == level, 0),
+            Targets::Regions => (|v, level| v >= level && v <= 3, level - 1),
+        };
+        // mapv of a standard-layout array is standard layout.
+        let mask = labels.mapv(|v| inside(v, level));
+        for component in connected_components(&mask) {
+            if component.len() < min_voxels {
+                removed.components += 1;
+                removed.voxels += component.len();
+                let flat = labels.as_slice_mut().expect("standard layout");
+                for index in component {
+                    flat[index] = replacement;
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// 26-connected components of a mask, as lists of flat (row-major) indices.
+fn connected_components(mask: &Array3<bool>) -> Vec<Vec<usize>> {
+    let (nx, ny, nz) = mask.dim();
+    let mask = mask.as_slice().expect("masks are built in standard layout");
+    let mut seen = vec![false; mask.len()];
+    let mut components = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let mut component = Vec::new();
+        while let Some(index) = stack.pop() {
+            component.push(index);
+            let (x, y, z) = (index / (ny * nz), (index / nz) % ny, index % nz);
+            for nx_ in x.saturating_sub(1)..=(x + 1).min(nx - 1) {
+                for ny_ in y.saturating_sub(1)..=(y + 1).min(ny - 1) {
+                    for nz_ in z.saturating_sub(1)..=(z + 1).min(nz - 1) {
+                        let neighbour = (nx_ * ny + ny_) * nz + nz_;
+                        if mask[neighbour] && !seen[neighbour] {
+                            seen[neighbour] = true;
+                            stack.push(neighbour);
+                        }
+                    }
+                }
+            }
+        }
+        components.push(component);
+    }
+    components
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagonal_neighbours_are_connected() {
+        let mut mask = Array3::from_elem((3, 3, 3), false);
+        mask[[0, 0, 0]] = true;
+        // Each of these touches (1,1,1) only at a corner: offsets (1,1,1), (1,1,-1), (-1,1,1).
+        mask[[1, 1, 1]] = true;
+        mask[[2, 2, 0]] = true;
+        mask[[0, 2, 2]] = true;
+        let mut sizes: Vec<usize> = connected_components(&mask).iter().map(Vec::len).collect();
+        sizes.sort();
+        assert_eq!(sizes, vec![4]);
+        mask[[1, 1, 1]] = false;
+        assert_eq!(connected_components(&mask).len(), 3);
+    }
+
+    /// 10 x 10 x 10, labels: a 3x3x3 cube of class 1 with a 1-voxel class-3 centre; an isolated
+    /// 2-voxel class-1 blob; a 5-voxel class-2 line touching nothing.
+    fn hand_built() -> Array3<u8> {
+        let mut labels = Array3::<u8>::zeros((10, 10, 10));
+        for i in 1..4 {
+            for j in 1..4 {
+                for k in 1..4 {
+                    labels[[i, j, k]] = 1;
+                }
+            }
+        }
+        labels[[2, 2, 2]] = 3;
+        labels[[8, 8, 8]] = 1;
+        labels[[8, 8, 9]] = 1;
+        for i in 0..5 {
+            labels[[i, 8, 0]] = 2;
+        }
+        labels
+    }
+
+    #[test]
+    fn per_class_removal() {
+        let mut labels = hand_built();
+        let removed = remove_small_components(&mut labels, 3, Targets::Classes);
+        // Class 1: cube shell (26 voxels) kept, blob of 2 removed. Class 2: 5 kept. Class 3: 1 removed.
+        assert_eq!(removed, Removed { components: 2, voxels: 3 });
+        assert_eq!(labels[[8, 8, 8]], 0);
+        assert_eq!(labels[[8, 8, 9]], 0);
+        assert_eq!(labels[[2, 2, 2]], 0, "class-3 singleton becomes background");
+        assert_eq!(labels[[1, 1, 1]], 1);
+        assert_eq!(labels[[4, 8, 0]], 2);
+    }
+
+    #[test]
+    fn per_region_removal_demotes_to_the_enclosing_region() {
+        let mut labels = hand_built();
+        let removed = remove_small_components(&mut labels, 3, Targets::Regions);
+        // WT: cube (27) and line (5) kept, blob (2) removed. TC: centre (1) -> 1; line (5) kept.
+        // ET: the centre is already edema by then, so nothing more.
+        assert_eq!(removed, Removed { components: 2, voxels: 3 });
+        assert_eq!(labels[[8, 8, 8]], 0);
+        assert_eq!(labels[[2, 2, 2]], 1, "small TC inside WT becomes edema");
+        assert_eq!(labels[[0, 8, 0]], 2);
+
+        let mut labels = hand_built();
+        let removed = remove_small_components(&mut labels, 6, Targets::Regions);
+        // WT: blob (2) and line (5) removed; TC: centre (1) -> edema.
+        assert_eq!(removed, Removed { components: 3, voxels: 8 });
+        assert_eq!(labels.iter().filter(|&&v| v != 0).count(), 27);
+        assert!(labels.iter().all(|&v| v <= 1));
+    }
+}

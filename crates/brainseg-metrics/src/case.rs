@@ -1,0 +1,223 @@
+//! Whole-case metrics from two label maps in MSD numbering: per-class Dice, sensitivity and specificity, and per
+//! BraTS region Dice and HD95 with nnU-Net's BraTS convention for empty regions.
+use ndarray::{ArrayView3, Zip};
+use serde::{Deserialize, Serialize};
+
+use crate::distance::hd95;
+use crate::patch::Counts;
+use crate::{Error, Result};
+
+/// HD95 (mm) when exactly one of prediction and ground truth is empty: nnU-Net's BraTS value, the diagonal of
+/// the 240 x 240 x 155 mm BraTS volume.
+pub const HD95_ONE_EMPTY_MM: f64 = 373.12866;
+
+/// The BraTS evaluation regions, in MSD numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Region {
+    /// WT: labels 1, 2, 3.
+    WholeTumour,
+    /// TC: labels 2, 3.
+    TumourCore,
+    /// ET: label 3.
+    EnhancingTumour,
+}
+
+impl Region {
+    pub const ALL: [Region; 3] = [Region::WholeTumour, Region::TumourCore, Region::EnhancingTumour];
+
+    /// "WT", "TC" or "ET", as challenge tables write them.
+    pub fn abbreviation(self) -> &'static str {
+        match self {
+            Region::WholeTumour => "WT",
+            Region::TumourCore => "TC",
+            Region::EnhancingTumour => "ET",
+        }
+    }
+
+    /// Whether a voxel with this MSD label belongs to the region.
+    pub fn contains(self, label: u8) -> bool {
+        match self {
+            Region::WholeTumour => (1..=3).contains(&label),
+            Region::TumourCore => label == 2 || label == 3,
+            Region::EnhancingTumour => label == 3,
+        }
+    }
+}
+
+/// Metrics of one tumour class; `None` where undefined: Dice when the class is absent from both label maps,
+/// sensitivity when it is absent from the ground truth, specificity when the ground truth is that class everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub dice: Option<f64>,
+    pub sensitivity: Option<f64>,
+    pub specificity: Option<f64>,
+}
+
+/// Metrics of one BraTS region. Both empty: Dice 1, HD95 0; one empty: Dice 0, HD95 [`HD95_ONE_EMPTY_MM`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegionMetrics {
+    pub dice: f64,
+    /// 95th percentile of symmetric surface distances, millimetres.
+    pub hd95: f64,
+}
+
+/// Everything scored on one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseMetrics {
+    pub edema: ClassMetrics,
+    pub non_enhancing: ClassMetrics,
+    pub enhancing: ClassMetrics,
+    pub whole_tumour: RegionMetrics,
+    pub tumour_core: RegionMetrics,
+    pub enhancing_tumour: RegionMetrics,
+}
+
+impl CaseMetrics {
+    /// Scores `prediction` against `truth`, both `(X, Y, Z)` MSD label maps (0..=3) of one shape, with voxel
+    /// sizes `spacing` in millimetres.
+    pub fn compute(prediction: ArrayView3<u8>, truth: ArrayView3<u8>, spacing: [f32; 3]) -> Result<Self> {
+        Error::check_shapes(prediction.shape(), truth.shape())?;
+        check_labels("prediction", prediction)?;
+        check_labels("ground truth", truth)?;
+        if !spacing.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(Error::new(format!("voxel spacing {spacing:?} must be positive millimetres")));
+        }
+        let confusion = Confusion::of(prediction, truth);
+        let [edema, non_enhancing, enhancing] = [1u8, 2, 3].map(|class| {
+            let counts = confusion.counts(|label| label == class);
+            let sens_spec = counts.sens_spec();
+            ClassMetrics { dice: counts.dice(), sensitivity: sens_spec.sensitivity, specificity: sens_spec.specificity }
+        });
+        let [whole_tumour, tumour_core, enhancing_tumour] = Region::ALL.map(|region| {
+            let counts = confusion.counts(|label| region.contains(label));
+            RegionMetrics::compute(prediction, truth, region, counts, spacing)
+        });
+        Ok(CaseMetrics { edema, non_enhancing, enhancing, whole_tumour, tumour_core, enhancing_tumour })
+    }
+
+    /// Edema, non-enhancing and enhancing, in MSD label order.
+    pub fn classes(&self) -> [&ClassMetrics; 3] {
+        [&self.edema, &self.non_enhancing, &self.enhancing]
+    }
+
+    /// WT, TC and ET, in [`Region::ALL`] order.
+    pub fn regions(&self) -> [&RegionMetrics; 3] {
+        [&self.whole_tumour, &self.tumour_core, &self.enhancing_tumour]
+    }
+}
+
+impl RegionMetrics {
+    /// Dice from the region's voxel counts, HD95 from its masks when both are non-empty.
+    fn compute(prediction: ArrayView3<u8>, truth: ArrayView3<u8>, region: Region, counts: Counts, spacing: [f32; 3]) -> Self {
+        let Some(dice) = counts.dice() else {
+            return RegionMetrics { dice: 1.0, hd95: 0.0 };
+        };
+        let predicted = prediction.mapv(|label| region.contains(label));
+        let actual = truth.mapv(|label| region.contains(label));
+        RegionMetrics { dice, hd95: hd95(predicted.view(), actual.view(), spacing).unwrap_or(HD95_ONE_EMPTY_MM) }
+    }
+}
+
+/// How many voxels have each (predicted, true) label pair: every count-based metric in one pass over the case.
+struct Confusion([[u64; 4]; 4]);
+
+impl Confusion {
+    /// Labels must be checked to be 0..=3 first.
+    fn of(prediction: ArrayView3<u8>, truth: ArrayView3<u8>) -> Self {
+        Confusion(Zip::from(&prediction).and(&truth).fold([[0u64; 4]; 4], |mut pairs, &p, &t| {
+            pairs[p as usize][t as usize] += 1;
+            pairs
+        }))
+    }
+
+    /// Confusion counts of the question "is the label in this set?".
+    fn counts(&self, member: impl Fn(u8) -> bool) -> Counts {
+        let mut counts = Counts::default();
+        for (predicted, row) in (0u8..4).zip(&self.0) {
+            for (actual, &voxels) in (0u8..4).zip(row) {
+                counts.add_many(member(predicted), member(actual), voxels);
+            }
+        }
+        counts
+    }
+}
+
+fn check_labels(which: &str, labels: ArrayView3<u8>) -> Result<()> {
+    match labels.iter().copied().find(|&label| label > 3) {
+        None => Ok(()),
+        Some(label) => Err(Error::new(format!(
+            "{which} has label {label}; expected MSD labels 0..=3 (BraTS labels 1, 2, 4 map to MSD 2, 1, 3)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array3};
+
+    /// Truth: edema on the 2x2x2 corner cube, enhancing at (3,3,3), no non-enhancing.
+    /// Prediction: edema on the lower half of that cube (z = 0), non-enhancing at (3,3,3).
+    fn fixture() -> (Array3<u8>, Array3<u8>) {
+        let mut truth = Array3::<u8>::zeros((4, 4, 4));
+        truth.slice_mut(s![0..2, 0..2, 0..2]).fill(1);
+        truth[(3, 3, 3)] = 3;
+        let mut prediction = Array3::<u8>::zeros((4, 4, 4));
+        prediction.slice_mut(s![0..2, 0..2, 0..1]).fill(1);
+        prediction[(3, 3, 3)] = 2;
+        (prediction, truth)
+    }
+
+    #[test]
+    fn classes_are_scored_by_hand_counts() {
+        let (prediction, truth) = fixture();
+        let metrics = CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
+        // Edema: TP 4, FN 4, FP 0, TN 56.
+        assert_eq!(metrics.edema, ClassMetrics { dice: Some(8.0 / 12.0), sensitivity: Some(0.5), specificity: Some(1.0) });
+        // Non-enhancing: absent from the truth, one false positive.
+        assert_eq!(metrics.non_enhancing, ClassMetrics { dice: Some(0.0), sensitivity: None, specificity: Some(63.0 / 64.0) });
+        // Enhancing: one voxel missed.
+        assert_eq!(metrics.enhancing, ClassMetrics { dice: Some(0.0), sensitivity: Some(0.0), specificity: Some(1.0) });
+    }
+
+    #[test]
+    fn regions_follow_the_brats_conventions() {
+        let (prediction, truth) = fixture();
+        let metrics = CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
+        // WT: 5 predicted voxels all inside the 9 true ones. Every voxel is on a surface; the only non-zero
+        // distances are the 4 true voxels at z = 1, 2 mm above the prediction: 10 zeros then 4 twos, and the
+        // 95th percentile (rank 12.35 of 13) falls among the twos.
+        assert_eq!(metrics.whole_tumour.dice, 10.0 / 14.0);
+        assert!((metrics.whole_tumour.hd95 - 2.0).abs() < 1e-12, "{}", metrics.whole_tumour.hd95);
+        // TC: label 2 predicted where label 3 is true: the same single voxel.
+        assert_eq!(metrics.tumour_core, RegionMetrics { dice: 1.0, hd95: 0.0 });
+        // ET: true but not predicted.
+        assert_eq!(metrics.enhancing_tumour, RegionMetrics { dice: 0.0, hd95: HD95_ONE_EMPTY_MM });
+    }
+
+    #[test]
+    fn empty_label_maps_score_as_perfect_regions_and_undefined_classes() {
+        let empty = Array3::<u8>::zeros((4, 4, 4));
+        let metrics = CaseMetrics::compute(empty.view(), empty.view(), [1.0; 3]).unwrap();
+        for region in metrics.regions() {
+            assert_eq!(*region, RegionMetrics { dice: 1.0, hd95: 0.0 });
+        }
+        for class in metrics.classes() {
+            assert_eq!(*class, ClassMetrics { dice: None, sensitivity: None, specificity: Some(1.0) });
+        }
+        let json = serde_json::to_string(&metrics).unwrap();
+        assert!(json.contains(r#""edema":{"dice":null,"sensitivity":null,"specificity":1.0}"#), "{json}");
+        assert_eq!(serde_json::from_str::<CaseMetrics>(&json).unwrap(), metrics);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let (prediction, mut truth) = fixture();
+        let other_shape = Array3::<u8>::zeros((4, 4, 5));
+        assert!(CaseMetrics::compute(prediction.view(), other_shape.view(), [1.0; 3]).is_err());
+        assert!(CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 0.0, 1.0]).is_err());
+        truth[(0, 0, 0)] = 4;
+        let error = CaseMetrics::compute(prediction.view(), truth.view(), [1.0; 3]).unwrap_err();
+        assert!(error.problem.starts_with("ground truth has label 4"), "{error}");
+    }
+}

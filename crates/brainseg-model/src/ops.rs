@@ -1,0 +1,128 @@
+//! 3-D max pooling and nearest-neighbour upsampling built from tensor ops (burn has neither in
+//! 3-D), so autodiff differentiates them: the pooling gradient flows to the window's maximum
+//! (ties resolved by `max_dim`), the upsampling gradient sums the 8 copies.
+use burn::tensor::Tensor;
+
+/// Max pooling, kernel 2, stride 2, over the three spatial axes of `[B, C, X, Y, Z]`.
+/// Sides must be even (the caller checks shapes up front).
+pub fn max_pool3d_2x(input: Tensor<5>) -> Tensor<5> {
+    let [batch, channels, x, y, z] = input.dims();
+    debug_assert!(x % 2 == 0 && y % 2 == 0 && z % 2 == 0, "odd side {x}x{y}x{z}");
+    input
+        .reshape([batch, channels, x / 2, 2, y / 2, 2, z / 2, 2])
+        .max_dims(&[3, 5, 7])
+        .reshape([batch, channels, x / 2, y / 2, z / 2])
+}
+
+/// Nearest-neighbour x2 upsampling of the three spatial axes of `[B, C, X, Y, Z]`.
+pub fn upsample_nearest3d_2x(input: Tensor<5>) -> Tensor<5> {
+    let [batch, channels, x, y, z] = input.dims();
+    input
+        .reshape([batch, channels, x, 1, y, 1, z, 1])
+        .expand([batch, channels, x, 2, y, 2, z, 2])
+        .reshape([batch, channels, 2 * x, 2 * y, 2 * z])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn values(tensor: Tensor<5>) -> Vec<f32> {
+        tensor.into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// Input `[1, 1, 2, 2, 4]`: two pooling windows along z; value = 100*x + 10*y + z, with one
+    /// window's maximum moved to an inner voxel to show the gradient goes to the argmax.
+    fn pool_input() -> Vec<f32> {
+        let mut v = Vec::new();
+        for x in 0..2 {
+            for y in 0..2 {
+                for z in 0..4 {
+                    v.push((100 * x + 10 * y + z) as f32);
+                }
+            }
+        }
+        // Voxel (0, 1, 2) becomes the largest of the second window (z in 2..4).
+        v[4 + 2] = 500.0;
+        v
+    }
+
+    #[test]
+    fn max_pool_forward_and_gradient_by_hand() {
+        let device = Device::flex().autodiff();
+        let input = Tensor::<5>::from_data(TensorData::new(pool_input(), [1, 1, 2, 2, 4]), &device)
+            .require_grad();
+        let pooled = max_pool3d_2x(input.clone());
+        assert_eq!(pooled.dims(), [1, 1, 1, 1, 2]);
+        // Window z 0..2: max is voxel (1,1,1) = 111; window z 2..4: voxel (0,1,2) = 500.
+        assert_eq!(values(pooled.clone()), vec![111.0, 500.0]);
+
+        // Loss = 2*first + 3*second: gradient 2 at (1,1,1), 3 at (0,1,2), zero elsewhere.
+        let weights = Tensor::<5>::from_data(TensorData::new(vec![2.0f32, 3.0], [1, 1, 1, 1, 2]), &device);
+        let grads = (pooled * weights).sum().backward();
+        let grad = values(input.grad(&grads).unwrap());
+        let mut expected = vec![0.0f32; 16];
+        expected[4 + 2] = 3.0; // (0,1,2)
+        expected[8 + 4 + 1] = 2.0; // (1,1,1)
+        assert_eq!(grad, expected);
+    }
+
+    #[test]
+    fn max_pool_tie_sends_the_whole_gradient_to_one_voxel() {
+        let device = Device::flex().autodiff();
+        let input = Tensor::<5>::ones([1, 1, 2, 2, 2], &device).require_grad();
+        let grads = max_pool3d_2x(input.clone()).sum().backward();
+        let grad = values(input.grad(&grads).unwrap());
+        assert_eq!(grad.iter().sum::<f32>(), 1.0);
+        assert_eq!(grad.iter().filter(|&&g| g == 1.0).count(), 1);
+    }
+
+    #[test]
+    fn max_pool_keeps_batch_and_channels_apart() {
+        let device = Device::flex();
+        // [2, 3, 2, 2, 2]: each (batch, channel) window holds one constant, 10*b + c.
+        let data: Vec<f32> = (0..2)
+            .flat_map(|b| (0..3).flat_map(move |c| std::iter::repeat_n((10 * b + c) as f32, 8)))
+            .collect();
+        let input = Tensor::<5>::from_data(TensorData::new(data, [2, 3, 2, 2, 2]), &device);
+        let pooled = max_pool3d_2x(input);
+        assert_eq!(pooled.dims(), [2, 3, 1, 1, 1]);
+        assert_eq!(values(pooled), vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0]);
+    }
+
+    #[test]
+    fn upsample_forward_and_gradient_by_hand() {
+        let device = Device::flex().autodiff();
+        // [1, 1, 1, 2, 1] -> [1, 1, 2, 4, 2]: each value fills a 2x2x2 block.
+        let input =
+            Tensor::<5>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 1, 1, 2, 1]), &device)
+                .require_grad();
+        let up = upsample_nearest3d_2x(input.clone());
+        assert_eq!(up.dims(), [1, 1, 2, 4, 2]);
+        // Layout x-major: for x in 0..2, y in 0..4, z in 0..2 the value is input[y / 2].
+        let expected: Vec<f32> = (0..2)
+            .flat_map(|_| (0..4).flat_map(|y| [1.0 + (y / 2) as f32; 2]))
+            .collect();
+        assert_eq!(values(up.clone()), expected);
+
+        // Loss = sum(up * w) with w = linear index: the gradient of each input is the sum of w
+        // over its 8 copies. Input 0 covers y 0..2: indices x*8 + y*2 + z for x,z in 0..2,
+        // y in 0..2 -> {0,1,2,3,8,9,10,11} sum 44; input 1 -> {4..8, 12..16} sum 76.
+        let w = Tensor::<5>::from_data(
+            TensorData::new((0..16).map(|i| i as f32).collect::<Vec<_>>(), [1, 1, 2, 4, 2]),
+            &device,
+        );
+        let grads = (up * w).sum().backward();
+        assert_eq!(values(input.grad(&grads).unwrap()), vec![44.0, 76.0]);
+    }
+
+    #[test]
+    fn upsample_then_pool_is_identity() {
+        let device = Device::flex();
+        let data: Vec<f32> = (0..2 * 3 * 2 * 1 * 3).map(|i| (i as f32 * 0.37).sin()).collect();
+        let input = Tensor::<5>::from_data(TensorData::new(data.clone(), [2, 3, 2, 1, 3]), &device);
+        let round_trip = max_pool3d_2x(upsample_nearest3d_2x(input));
+        assert_eq!(values(round_trip), data);
+    }
+}

@@ -1,0 +1,339 @@
+//! The 3D U-Net of ellisdg/3DUnetCNN as the seed builds it (`unet_model_3d`), with optional
+//! normalisation and transposed-convolution upsampling.
+//!
+//! Tensors are `[B, C, X, Y, Z]`. Parameter names follow the module fields
+//! (`encoders.0.conv1.weight`, `decoders.2.norm2.bias`, `ups.0.weight`, `head.weight`) and their
+//! shapes follow PyTorch (`Conv3d`: `[out, in, k, k, k]`), so checkpoints map one to one.
+use brainseg_volume::Error;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv3d, ConvTranspose3d};
+use burn::nn::{BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, PaddingConfig3d};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::distr::{Distribution, Uniform};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Normalisation, OutputActivation, UNet3dConfig, Upsampling};
+use crate::ops::{max_pool3d_2x, upsample_nearest3d_2x};
+
+/// A normalisation layer after a convolution.
+#[derive(Module, Debug)]
+pub enum Norm {
+    Batch(BatchNorm),
+    Instance(InstanceNorm),
+}
+
+impl Norm {
+    fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        match self {
+            Norm::Batch(norm) => norm.forward(x),
+            Norm::Instance(norm) => norm.forward(x),
+        }
+    }
+}
+
+/// Two `conv3x3x3 (same) -> [norm] -> ReLU` steps.
+#[derive(Module, Debug)]
+pub struct DoubleConv {
+    pub conv1: Conv3d,
+    pub norm1: Option<Norm>,
+    pub conv2: Conv3d,
+    pub norm2: Option<Norm>,
+}
+
+impl DoubleConv {
+    fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        let x = conv_norm_relu(&self.conv1, self.norm1.as_ref(), x);
+        conv_norm_relu(&self.conv2, self.norm2.as_ref(), x)
+    }
+}
+
+fn conv_norm_relu(conv: &Conv3d, norm: Option<&Norm>, x: Tensor<5>) -> Tensor<5> {
+    let x = conv.forward(x);
+    let x = match norm {
+        Some(norm) => norm.forward(x),
+        None => x,
+    };
+    relu(x)
+}
+
+/// The network. Build it with [`UNet3d::new`]; the config travels with it (and with checkpoints).
+#[derive(Module, Debug)]
+pub struct UNet3d {
+    /// One block per level, shallowest first.
+    pub encoders: Vec<DoubleConv>,
+    /// Transposed convolutions, deepest first; empty with nearest-neighbour upsampling.
+    pub ups: Vec<ConvTranspose3d>,
+    /// One block per decoder level, deepest first (level `depth - 2` down to 0).
+    pub decoders: Vec<DoubleConv>,
+    /// 1x1x1 convolution to the output channels.
+    pub head: Conv3d,
+    #[module(skip)]
+    config: UNet3dConfig,
+}
+
+/// Draws Keras-default weights (Glorot uniform) from one seeded stream, in construction order,
+/// so a seed gives the same model on every backend.
+struct Initialiser<'a> {
+    rng: ChaCha8Rng,
+    device: &'a Device,
+    normalisation: Normalisation,
+}
+
+impl Initialiser<'_> {
+    /// Glorot-uniform values: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
+    fn glorot(&mut self, count: usize, fan_in: usize, fan_out: usize) -> Vec<f32> {
+        let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+        let uniform = Uniform::new_inclusive(-bound, bound).expect("finite bound");
+        (0..count).map(|_| uniform.sample(&mut self.rng)).collect()
+    }
+
+    fn conv(&mut self, channels_in: usize, channels_out: usize, kernel: usize) -> Conv3d {
+        let taps = kernel * kernel * kernel;
+        let weight = self.glorot(channels_out * channels_in * taps, channels_in * taps, channels_out * taps);
+        Conv3d {
+            weight: Param::from_data(
+                TensorData::new(weight, [channels_out, channels_in, kernel, kernel, kernel]),
+                self.device,
+            ),
+            bias: Some(Param::from_data(TensorData::zeros::<f32, _>([channels_out]), self.device)),
+            stride: [1; 3],
+            kernel_size: [kernel; 3],
+            dilation: [1; 3],
+            groups: 1,
+            padding: PaddingConfig3d::Same,
+        }
+    }
+
+    /// Kernel 2, stride 2, same channel count; PyTorch's `[in, out, k, k, k]` weight layout.
+    fn transposed_conv(&mut self, channels: usize) -> ConvTranspose3d {
+        let taps = 8;
+        let weight = self.glorot(channels * channels * taps, channels * taps, channels * taps);
+        ConvTranspose3d {
+            weight: Param::from_data(TensorData::new(weight, [channels, channels, 2, 2, 2]), self.device),
+            bias: Some(Param::from_data(TensorData::zeros::<f32, _>([channels]), self.device)),
+            stride: [2; 3],
+            kernel_size: [2; 3],
+            dilation: [1; 3],
+            groups: 1,
+            padding: [0; 3],
+            padding_out: [0; 3],
+            channels: [channels, channels],
+        }
+    }
+
+    fn norm(&self, channels: usize) -> Option<Norm> {
+        match self.normalisation {
+            Normalisation::None => None,
+            Normalisation::Batch => Some(Norm::Batch(BatchNormConfig::new(channels).init(self.device))),
+            Normalisation::Instance => {
+                Some(Norm::Instance(InstanceNormConfig::new(channels).init(self.device)))
+            }
+        }
+    }
+
+    fn double_conv(&mut self, channels_in: usize, middle: usize, channels_out: usize) -> DoubleConv {
+        let conv1 = self.conv(channels_in, middle, 3);
+        let norm1 = self.norm(middle);
+        let conv2 = self.conv(middle, channels_out, 3);
+        let norm2 = self.norm(channels_out);
+        DoubleConv { conv1, norm1, conv2, norm2 }
+    }
+}
+
+impl UNet3d {
+    /// Builds the network with weights drawn from `seed` (same seed, same weights).
+    pub fn new(config: &UNet3dConfig, seed: u64, device: &Device) -> Result<Self, Error> {
+        config.validate()?;
+        let mut init = Initialiser {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            device,
+            normalisation: config.normalisation,
+        };
+        let mut encoders = Vec::with_capacity(config.depth);
+        let mut channels = config.in_channels;
+        for level in 0..config.depth {
+            let (middle, out) = config.encoder_channels(level);
+            encoders.push(init.double_conv(channels, middle, out));
+            channels = out;
+        }
+        let mut ups = Vec::new();
+        let mut decoders = Vec::with_capacity(config.depth - 1);
+        for level in (0..config.depth - 1).rev() {
+            if config.upsampling == Upsampling::TransposedConv {
+                ups.push(init.transposed_conv(channels));
+            }
+            let skip = config.encoder_channels(level).1;
+            decoders.push(init.double_conv(channels + skip, skip, skip));
+            channels = skip;
+        }
+        let head = init.conv(channels, config.out_classes, 1);
+        Ok(UNet3d { encoders, ups, decoders, head, config: config.clone() })
+    }
+
+    pub fn config(&self) -> &UNet3dConfig {
+        &self.config
+    }
+
+    /// Checks a `[B, C, X, Y, Z]` input shape before any work is done.
+    pub fn check_input_shape(&self, shape: [usize; 5]) -> Result<(), Error> {
+        let [batch, channels, x, y, z] = shape;
+        if batch == 0 {
+            return Err(Error::msg("empty batch: at least one patch is needed"));
+        }
+        self.config.check_input([channels, x, y, z])
+    }
+
+    /// Pre-activation outputs `[B, out_classes, X, Y, Z]`: feed these to a logits loss.
+    pub fn forward_logits(&self, input: Tensor<5>) -> Result<Tensor<5>, Error> {
+        self.check_input_shape(input.dims())?;
+        let last_level = self.encoders.len() - 1;
+        let mut skips = Vec::with_capacity(last_level);
+        let mut x = input;
+        for (level, encoder) in self.encoders.iter().enumerate() {
+            x = encoder.forward(x);
+            if level < last_level {
+                skips.push(x.clone());
+                x = max_pool3d_2x(x);
+            }
+        }
+        for (index, decoder) in self.decoders.iter().enumerate() {
+            x = match self.ups.get(index) {
+                Some(up) => up.forward(x),
+                None => upsample_nearest3d_2x(x),
+            };
+            let skip = skips.pop().expect("one skip per decoder level");
+            x = decoder.forward(Tensor::cat(vec![x, skip], 1));
+        }
+        Ok(self.head.forward(x))
+    }
+
+    /// Outputs after the configured activation: probabilities with `Sigmoid` (the seed).
+    pub fn forward(&self, input: Tensor<5>) -> Result<Tensor<5>, Error> {
+        let logits = self.forward_logits(input)?;
+        Ok(match self.config.output_activation {
+            OutputActivation::Sigmoid => sigmoid(logits),
+            OutputActivation::None => logits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Normalisation, Targets};
+
+    fn small(base_filters: usize) -> UNet3dConfig {
+        UNet3dConfig { base_filters, ..UNet3dConfig::default() }
+    }
+
+    fn values(tensor: Tensor<5>) -> Vec<f32> {
+        tensor.into_data().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn seed_model_has_16_318_307_parameters() {
+        let model = UNet3d::new(&UNet3dConfig::default(), 0, &Device::flex()).unwrap();
+        assert_eq!(model.num_params(), 16_318_307);
+    }
+
+    #[test]
+    fn parameter_count_follows_the_channel_plan() {
+        // depth 2, base 2, 1 input, 1 class, nearest: encoder 1->2->4, 4->4->8 (3x3x3 convs);
+        // decoder (8+4)->4->4; head 4->1.
+        let conv = |i: usize, o: usize| i * o * 27 + o;
+        let expected = conv(1, 2) + conv(2, 4) + conv(4, 4) + conv(4, 8) + conv(12, 4) + conv(4, 4) + (4 + 1);
+        let config = UNet3dConfig { in_channels: 1, out_classes: 1, depth: 2, base_filters: 2, ..UNet3dConfig::default() };
+        let model = UNet3d::new(&config, 0, &Device::flex()).unwrap();
+        assert_eq!(model.num_params(), expected);
+        // A transposed conv 8->8 (k2) adds 8*8*8 + 8.
+        let transposed = UNet3dConfig { upsampling: Upsampling::TransposedConv, ..config };
+        let model = UNet3d::new(&transposed, 0, &Device::flex()).unwrap();
+        assert_eq!(model.num_params(), expected + 8 * 8 * 8 + 8);
+    }
+
+    #[test]
+    fn seed_patch_size_gives_per_class_probabilities() {
+        let device = Device::flex();
+        let model = UNet3d::new(&small(2), 1, &device).unwrap();
+        let input = Tensor::<5>::random([1, 4, 160, 160, 16], burn::tensor::Distribution::Default, &device);
+        let output = model.forward(input).unwrap();
+        assert_eq!(output.dims(), [1, 3, 160, 160, 16]);
+        let probabilities = values(output);
+        assert!(probabilities.iter().all(|&p| (0.0..=1.0).contains(&p)));
+    }
+
+    #[test]
+    fn other_valid_sizes_and_variants_run() {
+        let device = Device::flex();
+        for (upsampling, normalisation) in [
+            (Upsampling::TransposedConv, Normalisation::Batch),
+            (Upsampling::Nearest, Normalisation::Instance),
+        ] {
+            let config = UNet3dConfig {
+                depth: 3,
+                base_filters: 2,
+                upsampling,
+                normalisation,
+                output_activation: OutputActivation::None,
+                targets: Targets::Regions,
+                ..UNet3dConfig::default()
+            };
+            let model = UNet3d::new(&config, 1, &device).unwrap();
+            let input = Tensor::<5>::random([2, 4, 8, 12, 4], burn::tensor::Distribution::Default, &device);
+            assert_eq!(model.forward(input).unwrap().dims(), [2, 3, 8, 12, 4]);
+        }
+    }
+
+    #[test]
+    fn invalid_sizes_are_errors_before_running() {
+        let device = Device::flex();
+        let model = UNet3d::new(&small(2), 1, &device).unwrap();
+        let err = model.forward(Tensor::zeros([1, 4, 160, 160, 12], &device)).unwrap_err();
+        assert!(err.to_string().contains("multiple of 8"), "{err}");
+        let err = model.forward(Tensor::zeros([1, 3, 16, 16, 16], &device)).unwrap_err();
+        assert!(err.to_string().contains("4 input channels"), "{err}");
+    }
+
+    #[test]
+    fn invalid_configs_are_errors() {
+        let device = Device::flex();
+        for config in [
+            UNet3dConfig { depth: 0, ..UNet3dConfig::default() },
+            UNet3dConfig { base_filters: 0, ..UNet3dConfig::default() },
+            UNet3dConfig { out_classes: 2, targets: Targets::Regions, ..UNet3dConfig::default() },
+        ] {
+            assert!(UNet3d::new(&config, 0, &device).is_err());
+        }
+    }
+
+    #[test]
+    fn same_seed_same_model_and_glorot_bounds() {
+        let device = Device::flex();
+        let a = UNet3d::new(&small(2), 7, &device).unwrap();
+        let b = UNet3d::new(&small(2), 7, &device).unwrap();
+        let c = UNet3d::new(&small(2), 8, &device).unwrap();
+        let weights = |m: &UNet3d| m.encoders[1].conv2.weight.val().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(weights(&a), weights(&b));
+        assert_ne!(weights(&a), weights(&c));
+        // encoders.1.conv2: 4 -> 8 channels, 3x3x3: bound sqrt(6 / (4*27 + 8*27)).
+        let bound = (6.0f32 / (12.0 * 27.0)).sqrt();
+        let w = weights(&a);
+        assert!(w.iter().all(|v| v.abs() <= bound));
+        assert!(w.iter().any(|v| v.abs() > 0.9 * bound), "uses the full range");
+        let bias = a.encoders[1].conv2.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(bias, vec![0.0; 8]);
+    }
+
+    #[test]
+    fn gradients_reach_every_parameter() {
+        let device = Device::flex().autodiff();
+        let config = UNet3dConfig { depth: 2, base_filters: 2, ..UNet3dConfig::default() };
+        let model = UNet3d::new(&config, 3, &device).unwrap();
+        let input = Tensor::<5>::random([1, 4, 4, 4, 2], burn::tensor::Distribution::Default, &device);
+        let grads = model.forward(input).unwrap().sum().backward();
+        assert!(model.encoders[0].conv1.weight.val().grad(&grads).is_some());
+        assert!(model.head.bias.as_ref().unwrap().val().grad(&grads).is_some());
+    }
+}

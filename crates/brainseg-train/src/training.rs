@@ -1,0 +1,311 @@
+//! The training loop: Adam on a UNet3d, one validation pass per epoch, atomic checkpoints, exact resume.
+use crate::data::{open_volumes, Batch, PatchSource, SamplingConfig};
+use anyhow::{bail, Context, Result};
+use brainseg_model::{checkpoint, loss, Device, Targets, UNet3d, UNet3dConfig};
+use brainseg_volume::{Dataset, Split};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Tensor, TensorData};
+use ndarray::{Array5, ArrayView4, Axis};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The loss a model is trained with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// The seed's soft Dice loss (squared denominators).
+    SoftDice,
+    /// Soft Dice + binary cross-entropy on logits, as nnU-Net (Dice + CE).
+    DiceBce,
+}
+
+/// Everything that describes a run; saved as `config.json` in the run directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub data: PathBuf,
+    pub model: UNet3dConfig,
+    pub sampling: SamplingConfig,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    /// Validation patches drawn once from each validation case (seed patches: every validation file).
+    pub valid_patches_per_case: usize,
+    pub learning_rate: f64,
+    pub loss: LossKind,
+    pub seed: u64,
+    pub train_fraction: f64,
+    /// Batches prepared ahead of the model by the background sampler.
+    pub queue_depth: usize,
+}
+
+/// One epoch's numbers: a row of `metrics.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    /// Dice per class on thresholded predictions, pooled over validation patches (None: class absent).
+    pub dice_edema: Option<f64>,
+    pub dice_non_enhancing: Option<f64>,
+    pub dice_enhancing: Option<f64>,
+    pub dice_wt: Option<f64>,
+    pub dice_tc: Option<f64>,
+    pub dice_et: Option<f64>,
+    /// Mean of the defined region Dice values: the number the best model is chosen by.
+    pub dice_mean: f64,
+    pub seconds: f64,
+}
+
+/// What the loop reports while it runs (the CLI draws progress bars from these).
+pub enum TrainEvent<'a> {
+    CaseCached { id: &'a str, done: usize, total: usize },
+    Step { epoch: usize, step: usize, steps: usize, loss: f64 },
+    Validating { epoch: usize },
+    Epoch(&'a EpochRecord),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    epochs_done: usize,
+    best_dice: f64,
+    history: Vec<EpochRecord>,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
+    let shape = array.shape().to_vec();
+    let data = TensorData::new(array.as_standard_layout().iter().copied().collect::<Vec<f32>>(), shape);
+    Tensor::from_data(data, device)
+}
+
+fn compute_loss(kind: LossKind, model: &UNet3d, batch: &Batch, device: &Device) -> Result<Tensor<1>> {
+    let images = to_tensor(&batch.images, device);
+    let targets = to_tensor(&batch.targets, device);
+    let logits = model.forward_logits(images)?;
+    Ok(match kind {
+        LossKind::SoftDice => loss::soft_dice_loss(burn::tensor::activation::sigmoid(logits), targets, loss::SEED_EPSILON),
+        LossKind::DiceBce => loss::dice_bce_loss(logits, targets, loss::SEED_EPSILON, 1.0),
+    })
+}
+
+/// Voxel counts for pooled Dice: |pred ∩ truth|, |pred|, |truth|.
+#[derive(Default, Clone, Copy)]
+struct Overlap {
+    both: u64,
+    pred: u64,
+    truth: u64,
+}
+
+impl Overlap {
+    fn dice(self) -> Option<f64> {
+        (self.pred + self.truth > 0).then(|| 2.0 * self.both as f64 / (self.pred + self.truth) as f64)
+    }
+}
+
+/// MSD labels from 3 channels: per-class channels or nested BraTS regions, thresholded at 0.5.
+fn labels_of(channels: ArrayView4<f32>, targets: Targets) -> ndarray::Array3<u8> {
+    channels.map_axis(Axis(0), |p| match targets {
+        Targets::Classes => {
+            let (best, value) = p.iter().enumerate().fold((0, 0.5f32), |acc, (c, &v)| if v > acc.1 { (c + 1, v) } else { acc });
+            let _ = value;
+            best as u8
+        }
+        Targets::Regions => {
+            if p[2] > 0.5 {
+                3
+            } else if p[1] > 0.5 {
+                2
+            } else if p[0] > 0.5 {
+                1
+            } else {
+                0
+            }
+        }
+    })
+}
+
+fn validate(model: &UNet3d, batches: &[Batch], config: &TrainConfig, device: &Device) -> Result<(f64, [Overlap; 6])> {
+    let mut loss_sum = 0.0;
+    let mut overlaps = [Overlap::default(); 6];
+    let targets = config.model.targets;
+    for batch in batches {
+        let probs = brainseg_model::predict::predict_batch(model, batch.images.view(), device)?;
+        let p = to_tensor(&probs, device);
+        let t = to_tensor(&batch.targets, device);
+        loss_sum += loss::soft_dice_loss(p, t, loss::SEED_EPSILON).into_scalar().elem::<f64>();
+        for b in 0..probs.shape()[0] {
+            let pred = labels_of(probs.index_axis(Axis(0), b), targets);
+            let truth = labels_of(batch.targets.index_axis(Axis(0), b), targets);
+            for (&p, &t) in pred.iter().zip(truth.iter()) {
+                // Classes 1..3, then regions WT {1,2,3}, TC {2,3}, ET {3}.
+                let class_hits = [p == 1, p == 2, p == 3, p > 0, p >= 2, p == 3];
+                let class_truth = [t == 1, t == 2, t == 3, t > 0, t >= 2, t == 3];
+                for k in 0..6 {
+                    overlaps[k].both += (class_hits[k] && class_truth[k]) as u64;
+                    overlaps[k].pred += class_hits[k] as u64;
+                    overlaps[k].truth += class_truth[k] as u64;
+                }
+            }
+        }
+    }
+    Ok((loss_sum / batches.len().max(1) as f64, overlaps))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("{}: cannot move into place", path.display()))?;
+    Ok(())
+}
+
+fn metrics_csv(history: &[EpochRecord]) -> String {
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+    let mut csv = String::from("epoch,train_loss,valid_loss,dice_edema,dice_non_enhancing,dice_enhancing,dice_wt,dice_tc,dice_et,dice_mean,seconds\n");
+    for r in history {
+        csv += &format!(
+            "{},{:.6},{:.6},{},{},{},{},{},{},{:.6},{:.1}\n",
+            r.epoch, r.train_loss, r.valid_loss, opt(r.dice_edema), opt(r.dice_non_enhancing), opt(r.dice_enhancing),
+            opt(r.dice_wt), opt(r.dice_tc), opt(r.dice_et), r.dice_mean, r.seconds
+        );
+    }
+    csv
+}
+
+fn draw_curves(history: &[EpochRecord], path: &Path) -> Result<()> {
+    let x: Vec<f64> = history.iter().map(|r| r.epoch as f64).collect();
+    let series = vec![
+        ("train loss".to_string(), history.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
+        ("valid soft Dice loss".to_string(), history.iter().map(|r| r.valid_loss).collect()),
+        ("valid Dice (mean WT/TC/ET)".to_string(), history.iter().map(|r| r.dice_mean).collect()),
+    ];
+    let png = brainseg_visualize::curves::curves_png(&x, &series, "epoch", "Training curves")?;
+    write_atomic(path, &png)
+}
+
+/// Save weights, optimizer and progress as one unit: written to `checkpoint.tmp/`, then swapped in.
+fn save_checkpoint(run: &Path, model: &UNet3d, optim: &ModuleOptimizer, progress: &Progress) -> Result<()> {
+    let tmp = run.join("checkpoint.tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp)?;
+    checkpoint::save(model, &tmp.join("model.safetensors"), checkpoint::Precision::F32)?;
+    optim.save(tmp.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot save optimizer state: {e:?}", tmp.display()))?;
+    fs::write(tmp.join("progress.json"), serde_json::to_vec_pretty(progress)?)?;
+    let current = run.join(CHECKPOINT);
+    let old = run.join("checkpoint.old");
+    let _ = fs::remove_dir_all(&old);
+    if current.exists() {
+        fs::rename(&current, &old)?;
+    }
+    fs::rename(&tmp, &current)?;
+    let _ = fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Train from scratch (`resume = false`, `out` must not hold a run) or continue the run in `out`.
+pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_event: impl FnMut(TrainEvent)) -> Result<Vec<EpochRecord>> {
+    let resuming = config.is_none();
+    let config: TrainConfig = match config {
+        Some(c) => {
+            if out.join("config.json").exists() {
+                bail!("{}: already holds a run; use --resume to continue it or choose another --out", out.display());
+            }
+            fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+            write_atomic(&out.join("config.json"), &serde_json::to_vec_pretty(&c)?)?;
+            c
+        }
+        None => {
+            let bytes = fs::read(out.join("config.json")).with_context(|| format!("{}: no run to resume (config.json missing)", out.display()))?;
+            serde_json::from_slice(&bytes).with_context(|| format!("{}: config.json is not a brainseg run config", out.display()))?
+        }
+    };
+    config.model.validate()?;
+    config.model.check_input([config.model.in_channels, config.sampling.patch.size[0], config.sampling.patch.size[1], config.sampling.patch.size[2]])?;
+
+    // Data: seed patch folders (config.json + train/ + valid/) or a dataset of whole cases.
+    let seed_config = config.data.join("config.json");
+    let source = if seed_config.is_file() {
+        let (train, valid) = brainseg_volume::seed_patches::read_seed_config(&seed_config)?;
+        PatchSource::SeedPatches { train, valid }
+    } else {
+        let dataset = Dataset::open(&config.data)?;
+        let split_path = out.join("split.json");
+        let split = if split_path.exists() {
+            Split::load(&split_path)?
+        } else {
+            let split = dataset.split(config.seed, config.train_fraction);
+            split.save(&split_path)?;
+            split
+        };
+        let total = split.train.len() + split.valid.len();
+        let mut done = 0;
+        open_volumes(&dataset, &split, &out.join("cache"), config.sampling.standardization, |id| {
+            done += 1;
+            on_event(TrainEvent::CaseCached { id, done, total });
+        })?
+    };
+    let source = Arc::new(source);
+    let valid_batches = source.validation_batches(&config.sampling, config.seed, config.valid_patches_per_case)?;
+
+    // Model and optimizer: fresh from the seed, or as the last checkpoint left them.
+    let mut optim = AdamConfig::new().init();
+    let (mut model, mut progress) = if resuming && out.join(CHECKPOINT).exists() {
+        let ckpt = out.join(CHECKPOINT);
+        let model = checkpoint::load(&ckpt.join("model.safetensors"), device)?;
+        optim = optim.load(ckpt.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read optimizer state: {e:?}", ckpt.display()))?;
+        let progress: Progress = serde_json::from_slice(&fs::read(ckpt.join("progress.json"))?)?;
+        (model, progress)
+    } else {
+        (UNet3d::new(&config.model, config.seed, device)?, Progress { epochs_done: 0, best_dice: f64::NEG_INFINITY, history: vec![] })
+    };
+
+    for epoch in progress.epochs_done + 1..=config.epochs {
+        let started = Instant::now();
+        let steps = source.batches_per_epoch(config.sampling.batch_size, config.steps_per_epoch);
+        let batches = source.epoch_batches(&config.sampling, config.seed, epoch as u64, config.steps_per_epoch, config.queue_depth);
+        let mut loss_sum = 0.0;
+        for step in 0..steps {
+            let batch = batches.recv().context("the sampler thread stopped")??;
+            let loss = compute_loss(config.loss, &model, &batch, device)?;
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                bail!("epoch {epoch} step {}: the loss is {value}; lower the learning rate", step + 1);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.learning_rate, model, grads);
+            loss_sum += value;
+            on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss: value });
+        }
+        on_event(TrainEvent::Validating { epoch });
+        let (valid_loss, o) = validate(&model.valid(), &valid_batches, &config, &device.inner())?;
+        let regions: Vec<f64> = [o[3].dice(), o[4].dice(), o[5].dice()].into_iter().flatten().collect();
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / steps.max(1) as f64,
+            valid_loss,
+            dice_edema: o[0].dice(),
+            dice_non_enhancing: o[1].dice(),
+            dice_enhancing: o[2].dice(),
+            dice_wt: o[3].dice(),
+            dice_tc: o[4].dice(),
+            dice_et: o[5].dice(),
+            dice_mean: if regions.is_empty() { 0.0 } else { regions.iter().sum::<f64>() / regions.len() as f64 },
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if record.dice_mean > progress.best_dice {
+            progress.best_dice = record.dice_mean;
+            let tmp = out.join("best.safetensors.tmp");
+            checkpoint::save(&model, &tmp, checkpoint::Precision::F32)?;
+            fs::rename(&tmp, out.join("best.safetensors"))?;
+        }
+        progress.history.push(record.clone());
+        progress.epochs_done = epoch;
+        save_checkpoint(out, &model, &optim, &progress)?;
+        write_atomic(&out.join("metrics.csv"), metrics_csv(&progress.history).as_bytes())?;
+        draw_curves(&progress.history, &out.join("curves.png"))?;
+        on_event(TrainEvent::Epoch(&record));
+    }
+    Ok(progress.history)
+}
