@@ -23,7 +23,11 @@ pub enum Region {
 }
 
 impl Region {
-    pub const ALL: [Region; 3] = [Region::WholeTumour, Region::TumourCore, Region::EnhancingTumour];
+    pub const ALL: [Region; 3] = [
+        Region::WholeTumour,
+        Region::TumourCore,
+        Region::EnhancingTumour,
+    ];
 
     /// "WT", "TC" or "ET", as challenge tables write them.
     pub fn abbreviation(self) -> &'static str {
@@ -75,24 +79,41 @@ pub struct CaseMetrics {
 impl CaseMetrics {
     /// Scores `prediction` against `truth`, both `(X, Y, Z)` MSD label maps (0..=3) of one shape, with voxel
     /// sizes `spacing` in millimetres.
-    pub fn compute(prediction: ArrayView3<u8>, truth: ArrayView3<u8>, spacing: [f32; 3]) -> Result<Self> {
+    pub fn compute(
+        prediction: ArrayView3<u8>,
+        truth: ArrayView3<u8>,
+        spacing: [f32; 3],
+    ) -> Result<Self> {
         Error::check_shapes(prediction.shape(), truth.shape())?;
         check_labels("prediction", prediction)?;
         check_labels("ground truth", truth)?;
         if !spacing.iter().all(|s| s.is_finite() && *s > 0.0) {
-            return Err(Error::new(format!("voxel spacing {spacing:?} must be positive millimetres")));
+            return Err(Error::new(format!(
+                "voxel spacing {spacing:?} must be positive millimetres"
+            )));
         }
         let confusion = Confusion::of(prediction, truth);
         let [edema, non_enhancing, enhancing] = [1u8, 2, 3].map(|class| {
             let counts = confusion.counts(|label| label == class);
             let sens_spec = counts.sens_spec();
-            ClassMetrics { dice: counts.dice(), sensitivity: sens_spec.sensitivity, specificity: sens_spec.specificity }
+            ClassMetrics {
+                dice: counts.dice(),
+                sensitivity: sens_spec.sensitivity,
+                specificity: sens_spec.specificity,
+            }
         });
         let [whole_tumour, tumour_core, enhancing_tumour] = Region::ALL.map(|region| {
             let counts = confusion.counts(|label| region.contains(label));
             RegionMetrics::compute(prediction, truth, region, counts, spacing)
         });
-        Ok(CaseMetrics { edema, non_enhancing, enhancing, whole_tumour, tumour_core, enhancing_tumour })
+        Ok(CaseMetrics {
+            edema,
+            non_enhancing,
+            enhancing,
+            whole_tumour,
+            tumour_core,
+            enhancing_tumour,
+        })
     }
 
     /// Edema, non-enhancing and enhancing, in MSD label order.
@@ -102,19 +123,35 @@ impl CaseMetrics {
 
     /// WT, TC and ET, in [`Region::ALL`] order.
     pub fn regions(&self) -> [&RegionMetrics; 3] {
-        [&self.whole_tumour, &self.tumour_core, &self.enhancing_tumour]
+        [
+            &self.whole_tumour,
+            &self.tumour_core,
+            &self.enhancing_tumour,
+        ]
     }
 }
 
 impl RegionMetrics {
     /// Dice from the region's voxel counts, HD95 from its masks when both are non-empty.
-    fn compute(prediction: ArrayView3<u8>, truth: ArrayView3<u8>, region: Region, counts: Counts, spacing: [f32; 3]) -> Self {
+    fn compute(
+        prediction: ArrayView3<u8>,
+        truth: ArrayView3<u8>,
+        region: Region,
+        counts: Counts,
+        spacing: [f32; 3],
+    ) -> Self {
         let Some(dice) = counts.dice() else {
-            return RegionMetrics { dice: 1.0, hd95: 0.0 };
+            return RegionMetrics {
+                dice: 1.0,
+                hd95: 0.0,
+            };
         };
         let predicted = prediction.mapv(|label| region.contains(label));
         let actual = truth.mapv(|label| region.contains(label));
-        RegionMetrics { dice, hd95: hd95(predicted.view(), actual.view(), spacing).unwrap_or(HD95_ONE_EMPTY_MM) }
+        RegionMetrics {
+            dice,
+            hd95: hd95(predicted.view(), actual.view(), spacing).unwrap_or(HD95_ONE_EMPTY_MM),
+        }
     }
 }
 
@@ -124,10 +161,14 @@ struct Confusion([[u64; 4]; 4]);
 impl Confusion {
     /// Labels must be checked to be 0..=3 first.
     fn of(prediction: ArrayView3<u8>, truth: ArrayView3<u8>) -> Self {
-        Confusion(Zip::from(&prediction).and(&truth).fold([[0u64; 4]; 4], |mut pairs, &p, &t| {
-            pairs[p as usize][t as usize] += 1;
-            pairs
-        }))
+        Confusion(
+            Zip::from(&prediction)
+                .and(&truth)
+                .fold([[0u64; 4]; 4], |mut pairs, &p, &t| {
+                    pairs[p as usize][t as usize] += 1;
+                    pairs
+                }),
+        )
     }
 
     /// Confusion counts of the question "is the label in this set?".
@@ -171,28 +212,67 @@ mod tests {
     #[test]
     fn classes_are_scored_by_hand_counts() {
         let (prediction, truth) = fixture();
-        let metrics = CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
+        let metrics =
+            CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
         // Edema: TP 4, FN 4, FP 0, TN 56.
-        assert_eq!(metrics.edema, ClassMetrics { dice: Some(8.0 / 12.0), sensitivity: Some(0.5), specificity: Some(1.0) });
+        assert_eq!(
+            metrics.edema,
+            ClassMetrics {
+                dice: Some(8.0 / 12.0),
+                sensitivity: Some(0.5),
+                specificity: Some(1.0)
+            }
+        );
         // Non-enhancing: absent from the truth, one false positive.
-        assert_eq!(metrics.non_enhancing, ClassMetrics { dice: Some(0.0), sensitivity: None, specificity: Some(63.0 / 64.0) });
+        assert_eq!(
+            metrics.non_enhancing,
+            ClassMetrics {
+                dice: Some(0.0),
+                sensitivity: None,
+                specificity: Some(63.0 / 64.0)
+            }
+        );
         // Enhancing: one voxel missed.
-        assert_eq!(metrics.enhancing, ClassMetrics { dice: Some(0.0), sensitivity: Some(0.0), specificity: Some(1.0) });
+        assert_eq!(
+            metrics.enhancing,
+            ClassMetrics {
+                dice: Some(0.0),
+                sensitivity: Some(0.0),
+                specificity: Some(1.0)
+            }
+        );
     }
 
     #[test]
     fn regions_follow_the_brats_conventions() {
         let (prediction, truth) = fixture();
-        let metrics = CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
+        let metrics =
+            CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
         // WT: 5 predicted voxels all inside the 9 true ones. Every voxel is on a surface; the only non-zero
         // distances are the 4 true voxels at z = 1, 2 mm above the prediction: 10 zeros then 4 twos, and the
         // 95th percentile (rank 12.35 of 13) falls among the twos.
         assert_eq!(metrics.whole_tumour.dice, 10.0 / 14.0);
-        assert!((metrics.whole_tumour.hd95 - 2.0).abs() < 1e-12, "{}", metrics.whole_tumour.hd95);
+        assert!(
+            (metrics.whole_tumour.hd95 - 2.0).abs() < 1e-12,
+            "{}",
+            metrics.whole_tumour.hd95
+        );
         // TC: label 2 predicted where label 3 is true: the same single voxel.
-        assert_eq!(metrics.tumour_core, RegionMetrics { dice: 1.0, hd95: 0.0 });
+        assert_eq!(
+            metrics.tumour_core,
+            RegionMetrics {
+                dice: 1.0,
+                hd95: 0.0
+            }
+        );
         // ET: true but not predicted.
-        assert_eq!(metrics.enhancing_tumour, RegionMetrics { dice: 0.0, hd95: HD95_ONE_EMPTY_MM });
+        assert_eq!(
+            metrics.enhancing_tumour,
+            RegionMetrics {
+                dice: 0.0,
+                hd95: HD95_ONE_EMPTY_MM
+            }
+        );
     }
 
     #[test]
@@ -200,13 +280,29 @@ mod tests {
         let empty = Array3::<u8>::zeros((4, 4, 4));
         let metrics = CaseMetrics::compute(empty.view(), empty.view(), [1.0; 3]).unwrap();
         for region in metrics.regions() {
-            assert_eq!(*region, RegionMetrics { dice: 1.0, hd95: 0.0 });
+            assert_eq!(
+                *region,
+                RegionMetrics {
+                    dice: 1.0,
+                    hd95: 0.0
+                }
+            );
         }
         for class in metrics.classes() {
-            assert_eq!(*class, ClassMetrics { dice: None, sensitivity: None, specificity: Some(1.0) });
+            assert_eq!(
+                *class,
+                ClassMetrics {
+                    dice: None,
+                    sensitivity: None,
+                    specificity: Some(1.0)
+                }
+            );
         }
         let json = serde_json::to_string(&metrics).unwrap();
-        assert!(json.contains(r#""edema":{"dice":null,"sensitivity":null,"specificity":1.0}"#), "{json}");
+        assert!(
+            json.contains(r#""edema":{"dice":null,"sensitivity":null,"specificity":1.0}"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<CaseMetrics>(&json).unwrap(), metrics);
     }
 
@@ -218,6 +314,9 @@ mod tests {
         assert!(CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 0.0, 1.0]).is_err());
         truth[(0, 0, 0)] = 4;
         let error = CaseMetrics::compute(prediction.view(), truth.view(), [1.0; 3]).unwrap_err();
-        assert!(error.problem.starts_with("ground truth has label 4"), "{error}");
+        assert!(
+            error.problem.starts_with("ground truth has label 4"),
+            "{error}"
+        );
     }
 }

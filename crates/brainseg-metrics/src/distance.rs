@@ -9,33 +9,40 @@ pub fn euclidean_distance_transform(sites: ArrayView3<bool>, spacing: [f32; 3]) 
     let mut squared = Array3::zeros(sites.raw_dim());
     // Along the first (contiguous) pass the input is binary: two sweeps find each voxel's nearest site in its row.
     let row_step = spacing[2] as f64;
-    Zip::from(squared.lanes_mut(Axis(2))).and(sites.lanes(Axis(2))).for_each(|mut out, row| {
-        let mut previous_site = None;
-        for (z, (value, &site)) in out.iter_mut().zip(row).enumerate() {
-            if site {
-                previous_site = Some(z);
+    Zip::from(squared.lanes_mut(Axis(2)))
+        .and(sites.lanes(Axis(2)))
+        .for_each(|mut out, row| {
+            let mut previous_site = None;
+            for (z, (value, &site)) in out.iter_mut().zip(row).enumerate() {
+                if site {
+                    previous_site = Some(z);
+                }
+                *value =
+                    previous_site.map_or(f64::INFINITY, |p| ((z - p) as f64 * row_step).powi(2));
             }
-            *value = previous_site.map_or(f64::INFINITY, |p| ((z - p) as f64 * row_step).powi(2));
-        }
-        let mut next_site = None;
-        for (z, (value, &site)) in out.iter_mut().zip(row).enumerate().rev() {
-            if site {
-                next_site = Some(z);
+            let mut next_site = None;
+            for (z, (value, &site)) in out.iter_mut().zip(row).enumerate().rev() {
+                if site {
+                    next_site = Some(z);
+                }
+                if let Some(n) = next_site {
+                    *value = value.min(((n - z) as f64 * row_step).powi(2));
+                }
             }
-            if let Some(n) = next_site {
-                *value = value.min(((n - z) as f64 * row_step).powi(2));
-            }
-        }
-    });
+        });
     let mut envelope = LowerEnvelope::default();
     for axis in [1, 0] {
         let step = spacing[axis] as f64;
         let length = squared.len_of(Axis(axis));
         let (mut line, mut transformed) = (vec![0.0; length], vec![0.0; length]);
         for mut lane in squared.lanes_mut(Axis(axis)) {
-            line.iter_mut().zip(lane.iter()).for_each(|(to, &from)| *to = from);
+            line.iter_mut()
+                .zip(lane.iter())
+                .for_each(|(to, &from)| *to = from);
             envelope.transform(&line, step, &mut transformed);
-            lane.iter_mut().zip(&transformed).for_each(|(to, &from)| *to = from);
+            lane.iter_mut()
+                .zip(&transformed)
+                .for_each(|(to, &from)| *to = from);
         }
     }
     squared.mapv_inplace(f64::sqrt);
@@ -63,7 +70,8 @@ impl LowerEnvelope {
                     break;
                 };
                 let last_position = last as f64 * step;
-                let crossing = ((f[q] + position * position) - (f[last] + last_position * last_position))
+                let crossing = ((f[q] + position * position)
+                    - (f[last] + last_position * last_position))
                     / (2.0 * (position - last_position));
                 if crossing <= *self.starts.last().expect("one start per apex") {
                     self.apexes.pop();
@@ -124,19 +132,27 @@ pub fn hd95(a: ArrayView3<bool>, b: ArrayView3<bool>, spacing: [f32; 3]) -> Opti
     // Outside the window both masks are empty, so a window face borders background exactly as the array border
     // does: the surfaces are the same as cut from the full masks.
     let (surface_a, surface_b) = (surface(a), surface(b));
-    let mut distances = distances_at(surface_a.view(), euclidean_distance_transform(surface_b.view(), spacing));
-    distances.extend(distances_at(surface_b.view(), euclidean_distance_transform(surface_a.view(), spacing)));
+    let mut distances = distances_at(
+        surface_a.view(),
+        euclidean_distance_transform(surface_b.view(), spacing),
+    );
+    distances.extend(distances_at(
+        surface_b.view(),
+        euclidean_distance_transform(surface_a.view(), spacing),
+    ));
     Some(percentile(&mut distances, 95.0))
 }
 
 /// The values of `distance_map` on the `true` voxels of `at`.
 fn distances_at(at: ArrayView3<bool>, distance_map: Array3<f64>) -> Vec<f64> {
     let mut values = Vec::new();
-    Zip::from(&at).and(&distance_map).for_each(|&on_surface, &distance| {
-        if on_surface {
-            values.push(distance);
-        }
-    });
+    Zip::from(&at)
+        .and(&distance_map)
+        .for_each(|&on_surface, &distance| {
+            if on_surface {
+                values.push(distance);
+            }
+        });
     values
 }
 
@@ -157,7 +173,12 @@ struct BoundingBox([(usize, usize); 3]);
 
 impl BoundingBox {
     fn union(self, other: BoundingBox) -> [(usize, usize); 3] {
-        std::array::from_fn(|axis| (self.0[axis].0.min(other.0[axis].0), self.0[axis].1.max(other.0[axis].1)))
+        std::array::from_fn(|axis| {
+            (
+                self.0[axis].0.min(other.0[axis].0),
+                self.0[axis].1.max(other.0[axis].1),
+            )
+        })
     }
 }
 
@@ -166,8 +187,13 @@ fn bounding_box(mask: ArrayView3<bool>) -> Option<BoundingBox> {
     // Row by row: finding the first and last voxel of a row is much cheaper than visiting every index.
     for (x, plane) in mask.outer_iter().enumerate() {
         for (y, row) in plane.outer_iter().enumerate() {
-            let Some(first) = row.iter().position(|&inside| inside) else { continue };
-            let last = row.iter().rposition(|&inside| inside).expect("the row has a first voxel");
+            let Some(first) = row.iter().position(|&inside| inside) else {
+                continue;
+            };
+            let last = row
+                .iter()
+                .rposition(|&inside| inside)
+                .expect("the row has a first voxel");
             for (range, (low, high)) in ranges.iter_mut().zip([(x, x), (y, y), (first, last)]) {
                 *range = (range.0.min(low), range.1.max(high + 1));
             }
@@ -193,24 +219,40 @@ mod tests {
         let spacing = [0.7f32, 1.3, 2.1];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let sites = Array3::from_shape_fn((7, 6, 5), |_| rng.random_bool(0.08));
-        let site_list: Vec<_> = sites.indexed_iter().filter(|(_, &s)| s).map(|(i, _)| i).collect();
+        let site_list: Vec<_> = sites
+            .indexed_iter()
+            .filter(|(_, &s)| s)
+            .map(|(i, _)| i)
+            .collect();
         assert!(site_list.len() > 3, "the fixture needs a few sites");
         let transform = euclidean_distance_transform(sites.view(), spacing);
         for ((x, y, z), &distance) in transform.indexed_iter() {
             let brute = site_list
                 .iter()
                 .map(|&(sx, sy, sz)| {
-                    let d = [x as f64 - sx as f64, y as f64 - sy as f64, z as f64 - sz as f64];
-                    (0..3).map(|a| (d[a] * spacing[a] as f64).powi(2)).sum::<f64>().sqrt()
+                    let d = [
+                        x as f64 - sx as f64,
+                        y as f64 - sy as f64,
+                        z as f64 - sz as f64,
+                    ];
+                    (0..3)
+                        .map(|a| (d[a] * spacing[a] as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
                 })
                 .fold(f64::INFINITY, f64::min);
-            assert!((distance - brute).abs() < 1e-9, "at {:?}: {distance} vs {brute}", (x, y, z));
+            assert!(
+                (distance - brute).abs() < 1e-9,
+                "at {:?}: {distance} vs {brute}",
+                (x, y, z)
+            );
         }
     }
 
     #[test]
     fn distance_transform_without_sites_is_infinite() {
-        let transform = euclidean_distance_transform(Array3::from_elem((3, 4, 2), false).view(), [1.0; 3]);
+        let transform =
+            euclidean_distance_transform(Array3::from_elem((3, 4, 2), false).view(), [1.0; 3]);
         assert!(transform.iter().all(|d| d.is_infinite()));
     }
 
@@ -219,10 +261,18 @@ mod tests {
         let mut cube = Array3::from_elem((5, 5, 5), false);
         cube.slice_mut(s![1..4, 1..4, 1..4]).fill(true);
         let shell = surface(cube.view());
-        assert_eq!(shell.iter().filter(|&&v| v).count(), 26, "a 3x3x3 cube minus its centre");
+        assert_eq!(
+            shell.iter().filter(|&&v| v).count(),
+            26,
+            "a 3x3x3 cube minus its centre"
+        );
         assert!(!shell[(2, 2, 2)]);
         let full = surface(Array3::from_elem((5, 5, 5), true).view());
-        assert_eq!(full.iter().filter(|&&v| v).count(), 125 - 27, "only the array border");
+        assert_eq!(
+            full.iter().filter(|&&v| v).count(),
+            125 - 27,
+            "only the array border"
+        );
     }
 
     #[test]
@@ -251,7 +301,14 @@ mod tests {
         // a -> b: [0]; b -> a: [0, 4]; pooled [0, 0, 4], rank 0.95 * 2 = 1.9: 0 + 0.9 * 4.
         let hd = hd95(a.view(), b.view(), [1.0; 3]).unwrap();
         assert!((hd - 3.6).abs() < 1e-9, "{hd}");
-        assert_eq!(hd95(a.view(), Array3::from_elem((6, 2, 2), false).view(), [1.0; 3]), None);
+        assert_eq!(
+            hd95(
+                a.view(),
+                Array3::from_elem((6, 2, 2), false).view(),
+                [1.0; 3]
+            ),
+            None
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn new(problem: impl Into<String>) -> Self {
-        Error { problem: problem.into() }
+        Error {
+            problem: problem.into(),
+        }
     }
 
     /// Fails unless the prediction and the ground truth have the same shape.
@@ -19,7 +21,9 @@ impl Error {
         if prediction == truth {
             Ok(())
         } else {
-            Err(Error::new(format!("prediction shape {prediction:?} differs from ground-truth shape {truth:?}")))
+            Err(Error::new(format!(
+                "prediction shape {prediction:?} differs from ground-truth shape {truth:?}"
+            )))
         }
     }
 }

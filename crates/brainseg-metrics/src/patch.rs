@@ -19,18 +19,30 @@ pub struct SensSpec {
 }
 
 /// `(2 * sum(p*q) + eps) / (sum(p) + sum(q) + eps)` for each class; `None` only when that denominator is 0.
-pub fn dice_per_class(prediction: ArrayView4<f32>, truth: ArrayView4<f32>, eps: f64) -> Result<Vec<Option<f64>>> {
+pub fn dice_per_class(
+    prediction: ArrayView4<f32>,
+    truth: ArrayView4<f32>,
+    eps: f64,
+) -> Result<Vec<Option<f64>>> {
     per_class_ratio(prediction, truth, eps, |p| p)
 }
 
 /// The mean of [`dice_per_class`] over the classes where it is defined (`None` when it is nowhere).
-pub fn mean_dice(prediction: ArrayView4<f32>, truth: ArrayView4<f32>, eps: f64) -> Result<Option<f64>> {
+pub fn mean_dice(
+    prediction: ArrayView4<f32>,
+    truth: ArrayView4<f32>,
+    eps: f64,
+) -> Result<Option<f64>> {
     Ok(mean_defined(&dice_per_class(prediction, truth, eps)?))
 }
 
 /// `1 - mean_c (2 * sum(p*q) + eps) / (sum(p^2) + sum(q^2) + eps)`; `None` when no class has a non-zero
 /// denominator. For 0/1 arrays it equals `1 - mean_dice`.
-pub fn soft_dice_loss(prediction: ArrayView4<f32>, truth: ArrayView4<f32>, eps: f64) -> Result<Option<f64>> {
+pub fn soft_dice_loss(
+    prediction: ArrayView4<f32>,
+    truth: ArrayView4<f32>,
+    eps: f64,
+) -> Result<Option<f64>> {
     let ratios = per_class_ratio(prediction, truth, eps, |p| p * p)?;
     Ok(mean_defined(&ratios).map(|mean| 1.0 - mean))
 }
@@ -46,10 +58,12 @@ pub fn sensitivity_specificity(
     let per_class = prediction.axis_iter(Axis(0)).zip(truth.axis_iter(Axis(0)));
     Ok(per_class
         .map(|(p, q)| {
-            let counts = Zip::from(&p).and(&q).fold(Counts::default(), |mut counts, &p, &q| {
-                counts.add(p > threshold, q > 0.5);
-                counts
-            });
+            let counts = Zip::from(&p)
+                .and(&q)
+                .fold(Counts::default(), |mut counts, &p, &q| {
+                    counts.add(p > threshold, q > 0.5);
+                    counts
+                });
             counts.sens_spec()
         })
         .collect())
@@ -87,7 +101,10 @@ impl Counts {
 
     /// Hard Dice `2 TP / (2 TP + FP + FN)`; `None` when both prediction and truth are empty.
     pub fn dice(&self) -> Option<f64> {
-        ratio(2 * self.true_positive, 2 * self.true_positive + self.false_positive + self.false_negative)
+        ratio(
+            2 * self.true_positive,
+            2 * self.true_positive + self.false_positive + self.false_negative,
+        )
     }
 }
 
@@ -106,10 +123,13 @@ fn per_class_ratio(
     let per_class = prediction.axis_iter(Axis(0)).zip(truth.axis_iter(Axis(0)));
     Ok(per_class
         .map(|(p, q)| {
-            let (intersection, sum_p, sum_q) = Zip::from(&p).and(&q).fold((0.0, 0.0, 0.0), |(i, sp, sq), &p, &q| {
-                let (p, q) = (p as f64, q as f64);
-                (i + p * q, sp + power(p), sq + power(q))
-            });
+            let (intersection, sum_p, sum_q) =
+                Zip::from(&p)
+                    .and(&q)
+                    .fold((0.0, 0.0, 0.0), |(i, sp, sq), &p, &q| {
+                        let (p, q) = (p as f64, q as f64);
+                        (i + p * q, sp + power(p), sq + power(q))
+                    });
             let denominator = sum_p + sum_q + eps;
             (denominator != 0.0).then(|| (2.0 * intersection + eps) / denominator)
         })
@@ -147,14 +167,21 @@ mod tests {
         assert!((dice[1].unwrap() - 1.0).abs() < 1e-12);
         let unsmoothed = dice_per_class(prediction.view(), truth.view(), 0.0).unwrap();
         assert_eq!(unsmoothed[1], None);
-        let mean = mean_dice(prediction.view(), truth.view(), 0.0).unwrap().unwrap();
-        assert!((mean - 7.2 / 19.2).abs() < 1e-6, "only the defined class counts: {mean}");
+        let mean = mean_dice(prediction.view(), truth.view(), 0.0)
+            .unwrap()
+            .unwrap();
+        assert!(
+            (mean - 7.2 / 19.2).abs() < 1e-6,
+            "only the defined class counts: {mean}"
+        );
     }
 
     #[test]
     fn soft_dice_loss_uses_squares() {
         let (prediction, truth) = two_class_patch();
-        let loss = soft_dice_loss(prediction.view(), truth.view(), 1.0).unwrap().unwrap();
+        let loss = soft_dice_loss(prediction.view(), truth.view(), 1.0)
+            .unwrap()
+            .unwrap();
         // class 0: sum(p^2) = 8 * 0.81 = 6.48, sum(q^2) = 12; class 1: 1 / 1.
         let class0 = (2.0 * 3.6 + 1.0) / (6.48 + 12.0 + 1.0);
         let expected = 1.0 - (class0 + 1.0) / 2.0;
@@ -165,8 +192,12 @@ mod tests {
     fn soft_dice_loss_is_one_minus_dice_on_binary_arrays() {
         let (mut prediction, truth) = two_class_patch();
         prediction.mapv_inplace(|p| if p > 0.5 { 1.0 } else { 0.0 });
-        let loss = soft_dice_loss(prediction.view(), truth.view(), DEFAULT_EPS).unwrap().unwrap();
-        let dice = mean_dice(prediction.view(), truth.view(), DEFAULT_EPS).unwrap().unwrap();
+        let loss = soft_dice_loss(prediction.view(), truth.view(), DEFAULT_EPS)
+            .unwrap()
+            .unwrap();
+        let dice = mean_dice(prediction.view(), truth.view(), DEFAULT_EPS)
+            .unwrap()
+            .unwrap();
         assert!((loss - (1.0 - dice)).abs() < 1e-9);
         // class 0 binary: 2*4 / (8 + 12) = 0.4; class 1: 1.
         assert!((dice - 0.7).abs() < 1e-6, "{dice}");
@@ -175,12 +206,19 @@ mod tests {
     #[test]
     fn sensitivity_and_specificity_count_thresholded_voxels() {
         let (prediction, truth) = two_class_patch();
-        let result = sensitivity_specificity(prediction.view(), truth.view(), DEFAULT_THRESHOLD).unwrap();
+        let result =
+            sensitivity_specificity(prediction.view(), truth.view(), DEFAULT_THRESHOLD).unwrap();
         // class 0: TP 4, FN 8, FP 4, TN 64 - 16 = 48.
         assert_eq!(result[0].sensitivity, Some(4.0 / 12.0));
         assert_eq!(result[0].specificity, Some(48.0 / 52.0));
         // class 1 absent from the truth: sensitivity undefined, specificity 64/64.
-        assert_eq!(result[1], SensSpec { sensitivity: None, specificity: Some(1.0) });
+        assert_eq!(
+            result[1],
+            SensSpec {
+                sensitivity: None,
+                specificity: Some(1.0)
+            }
+        );
         // A threshold above every probability predicts nothing.
         let strict = sensitivity_specificity(prediction.view(), truth.view(), 0.95).unwrap();
         assert_eq!(strict[0].sensitivity, Some(0.0));
@@ -192,7 +230,10 @@ mod tests {
         let a = Array4::<f32>::zeros((3, 4, 4, 4));
         let b = Array4::<f32>::zeros((3, 4, 4, 5));
         let error = dice_per_class(a.view(), b.view(), DEFAULT_EPS).unwrap_err();
-        assert_eq!(error.to_string(), "prediction shape [3, 4, 4, 4] differs from ground-truth shape [3, 4, 4, 5]");
+        assert_eq!(
+            error.to_string(),
+            "prediction shape [3, 4, 4, 4] differs from ground-truth shape [3, 4, 4, 5]"
+        );
         assert!(sensitivity_specificity(a.view(), b.view(), 0.5).is_err());
     }
 }

@@ -54,12 +54,16 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(cases: Vec<CaseRow>) -> Self {
-        let per_case: Vec<[Option<f64>; 15]> = cases.iter().map(|row| metric_values(&row.metrics)).collect();
+        let per_case: Vec<[Option<f64>; 15]> = cases
+            .iter()
+            .map(|row| metric_values(&row.metrics))
+            .collect();
         let metrics = METRIC_KEYS
             .iter()
             .enumerate()
             .map(|(column, key)| {
-                let values: Vec<Option<f64>> = per_case.iter().map(|values| values[column]).collect();
+                let values: Vec<Option<f64>> =
+                    per_case.iter().map(|values| values[column]).collect();
                 MetricStats::of(key, &values)
             })
             .collect();
@@ -74,38 +78,62 @@ impl Summary {
     /// An aligned plain-text table: one row per case, then mean, median, std and the count of undefined values.
     /// Undefined values show as "-"; Dice, sensitivity and specificity with 4 decimals, HD95 in mm with 2.
     pub fn to_text(&self) -> String {
-        let name_width = self.cases.iter().map(|row| row.case.len()).chain([9]).max().unwrap_or(9);
-        let mut groups: Vec<(String, Vec<&str>)> =
-            CLASS_NAMES.iter().map(|name| (name.to_string(), vec!["Dice", "Sens", "Spec"])).collect();
-        groups.extend(Region::ALL.map(|region| (region.abbreviation().to_string(), vec!["Dice", "HD95"])));
+        let name_width = self
+            .cases
+            .iter()
+            .map(|row| row.case.len())
+            .chain([9])
+            .max()
+            .unwrap_or(9);
+        let mut groups: Vec<(String, Vec<&str>)> = CLASS_NAMES
+            .iter()
+            .map(|name| (name.to_string(), vec!["Dice", "Sens", "Spec"]))
+            .collect();
+        groups.extend(
+            Region::ALL.map(|region| (region.abbreviation().to_string(), vec!["Dice", "HD95"])),
+        );
 
         let mut lines = Vec::new();
         let group_line: Vec<String> = groups
             .iter()
             .map(|(name, columns)| format!("{name:^width$}", width = group_width(columns.len())))
             .collect();
-        lines.push(format!("{:name_width$}{GAP}{}", "", group_line.join(GAP)));
-        let heading_cells: Vec<String> =
-            groups.iter().flat_map(|(_, columns)| columns.iter().map(|c| c.to_string())).collect();
+        lines.push(
+            format!("{:name_width$}{GAP}{}", "", group_line.join(GAP))
+                .trim_end()
+                .to_string(),
+        );
+        let heading_cells: Vec<String> = groups
+            .iter()
+            .flat_map(|(_, columns)| columns.iter().map(|c| c.to_string()))
+            .collect();
         lines.push(table_row("case", name_width, &heading_cells));
         let rule_width = lines[1].len();
         lines.push("-".repeat(rule_width));
         for row in &self.cases {
             let values = metric_values(&row.metrics);
-            let cells: Vec<String> = values.iter().zip(METRIC_KEYS).map(|(&v, key)| format_value(v, key)).collect();
+            let cells: Vec<String> = values
+                .iter()
+                .zip(METRIC_KEYS)
+                .map(|(&v, key)| format_value(v, key))
+                .collect();
             lines.push(table_row(&row.case, name_width, &cells));
         }
         lines.push("-".repeat(rule_width));
-        let aggregates: [(&str, fn(&MetricStats) -> String); 4] = [
-            ("mean", |stats| format_value(stats.mean, &stats.metric)),
-            ("median", |stats| format_value(stats.median, &stats.metric)),
-            ("std", |stats| format_value(stats.std, &stats.metric)),
-            ("undefined", |stats| stats.undefined.to_string()),
-        ];
-        for (label, cell) in aggregates {
-            let cells: Vec<String> = self.metrics.iter().map(cell).collect();
+        for (label, statistic) in STATISTICS {
+            let cells: Vec<String> = self
+                .metrics
+                .iter()
+                .map(|stats| format_value(statistic(stats), &stats.metric))
+                .collect();
             lines.push(table_row(label, name_width, &cells));
         }
+        let counts: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|stats| stats.undefined.to_string())
+            .collect();
+        lines.push(table_row("undefined", name_width, &counts));
         lines.join("\n") + "\n"
     }
 
@@ -115,16 +143,25 @@ impl Summary {
         let mut out = format!("case,{}\n", METRIC_KEYS.join(","));
         let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
         for row in &self.cases {
-            let cells: Vec<String> = metric_values(&row.metrics).iter().map(|&v| number(v)).collect();
+            let cells: Vec<String> = metric_values(&row.metrics)
+                .iter()
+                .map(|&v| number(v))
+                .collect();
             out += &format!("{},{}\n", csv_field(&row.case), cells.join(","));
         }
-        let aggregates: [(&str, fn(&MetricStats) -> Option<f64>); 3] =
-            [("mean", |s| s.mean), ("median", |s| s.median), ("std", |s| s.std)];
-        for (label, statistic) in aggregates {
-            let cells: Vec<String> = self.metrics.iter().map(|stats| number(statistic(stats))).collect();
+        for (label, statistic) in STATISTICS {
+            let cells: Vec<String> = self
+                .metrics
+                .iter()
+                .map(|stats| number(statistic(stats)))
+                .collect();
             out += &format!("{label},{}\n", cells.join(","));
         }
-        let counts: Vec<String> = self.metrics.iter().map(|stats| stats.undefined.to_string()).collect();
+        let counts: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|stats| stats.undefined.to_string())
+            .collect();
         out + &format!("undefined,{}\n", counts.join(","))
     }
 
@@ -141,8 +178,17 @@ impl MetricStats {
         let count = defined.len();
         let mean = (count > 0).then(|| defined.iter().sum::<f64>() / count as f64);
         let median = (count > 0).then(|| (defined[(count - 1) / 2] + defined[count / 2]) / 2.0);
-        let std = mean.map(|mean| (defined.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count as f64).sqrt());
-        MetricStats { metric: metric.to_string(), mean, median, std, defined: count, undefined: values.len() - count }
+        let std = mean.map(|mean| {
+            (defined.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count as f64).sqrt()
+        });
+        MetricStats {
+            metric: metric.to_string(),
+            mean,
+            median,
+            std,
+            defined: count,
+            undefined: values.len() - count,
+        }
     }
 }
 
@@ -155,7 +201,9 @@ pub fn sens_spec_table(classes: &[SensSpec]) -> String {
         .iter()
         .enumerate()
         .map(|(i, class)| {
-            let name = SEED_NAMES.get(i).map_or(format!("Class {i}"), |name| name.to_string());
+            let name = SEED_NAMES
+                .get(i)
+                .map_or(format!("Class {i}"), |name| name.to_string());
             [name, cell(class.sensitivity), cell(class.specificity)]
         })
         .collect();
@@ -175,6 +223,16 @@ pub fn sens_spec_table(classes: &[SensSpec]) -> String {
         .collect()
 }
 
+/// A statistic of [`MetricStats`], read by the table and CSV writers.
+type Statistic = fn(&MetricStats) -> Option<f64>;
+
+/// The aggregate rows of the text table and the CSV, in order.
+const STATISTICS: [(&str, Statistic); 3] = [
+    ("mean", |stats| stats.mean),
+    ("median", |stats| stats.median),
+    ("std", |stats| stats.std),
+];
+
 const GAP: &str = " | ";
 const CELL_WIDTH: usize = 8;
 
@@ -188,7 +246,13 @@ fn table_row(name: &str, name_width: usize, cells: &[String]) -> String {
     let mut rest = cells;
     for size in [3, 3, 3, 2, 2, 2] {
         let (group, tail) = rest.split_at(size);
-        groups.push(group.iter().map(|c| format!("{c:>CELL_WIDTH$}")).collect::<Vec<_>>().join(" "));
+        groups.push(
+            group
+                .iter()
+                .map(|c| format!("{c:>CELL_WIDTH$}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         rest = tail;
     }
     format!("{name:name_width$}{GAP}{}", groups.join(GAP))
@@ -213,10 +277,18 @@ fn csv_field(text: &str) -> String {
 
 /// The 15 metrics of a case, in [`METRIC_KEYS`] order.
 fn metric_values(metrics: &CaseMetrics) -> [Option<f64>; 15] {
-    let classes = metrics.classes().into_iter().flat_map(|c| [c.dice, c.sensitivity, c.specificity]);
-    let regions = metrics.regions().into_iter().flat_map(|r| [Some(r.dice), Some(r.hd95)]);
+    let classes = metrics
+        .classes()
+        .into_iter()
+        .flat_map(|c| [c.dice, c.sensitivity, c.specificity]);
+    let regions = metrics
+        .regions()
+        .into_iter()
+        .flat_map(|r| [Some(r.dice), Some(r.hd95)]);
     let values: Vec<Option<f64>> = classes.chain(regions).collect();
-    values.try_into().expect("3 classes x 3 metrics + 3 regions x 2 metrics")
+    values
+        .try_into()
+        .expect("3 classes x 3 metrics + 3 regions x 2 metrics")
 }
 
 #[cfg(test)]
@@ -224,8 +296,16 @@ mod tests {
     use super::*;
     use crate::{ClassMetrics, RegionMetrics};
 
-    fn class(dice: Option<f64>, sensitivity: Option<f64>, specificity: Option<f64>) -> ClassMetrics {
-        ClassMetrics { dice, sensitivity, specificity }
+    fn class(
+        dice: Option<f64>,
+        sensitivity: Option<f64>,
+        specificity: Option<f64>,
+    ) -> ClassMetrics {
+        ClassMetrics {
+            dice,
+            sensitivity,
+            specificity,
+        }
     }
 
     fn region(dice: f64, hd95: f64) -> RegionMetrics {
@@ -235,17 +315,18 @@ mod tests {
     /// Three cases; edema Dice 0.5, 0.7, 0.9; edema sensitivity undefined in the second; enhancing Dice undefined
     /// everywhere; WT HD95 2, 4, 373.12866.
     fn summary() -> Summary {
-        let case = |name: &str, edema_dice: f64, edema_sensitivity: Option<f64>, wt_hd95: f64| CaseRow {
-            case: name.to_string(),
-            metrics: CaseMetrics {
-                edema: class(Some(edema_dice), edema_sensitivity, Some(1.0)),
-                non_enhancing: class(Some(0.25), Some(0.5), Some(0.75)),
-                enhancing: class(None, None, Some(1.0)),
-                whole_tumour: region(0.8, wt_hd95),
-                tumour_core: region(1.0, 0.0),
-                enhancing_tumour: region(0.0, 373.12866),
-            },
-        };
+        let case =
+            |name: &str, edema_dice: f64, edema_sensitivity: Option<f64>, wt_hd95: f64| CaseRow {
+                case: name.to_string(),
+                metrics: CaseMetrics {
+                    edema: class(Some(edema_dice), edema_sensitivity, Some(1.0)),
+                    non_enhancing: class(Some(0.25), Some(0.5), Some(0.75)),
+                    enhancing: class(None, None, Some(1.0)),
+                    whole_tumour: region(0.8, wt_hd95),
+                    tumour_core: region(1.0, 0.0),
+                    enhancing_tumour: region(0.0, 373.12866),
+                },
+            };
         Summary::new(vec![
             case("BRATS_001", 0.5, Some(0.6), 2.0),
             case("BRATS_002", 0.7, None, 4.0),
@@ -263,10 +344,21 @@ mod tests {
         assert!((edema_dice.std.unwrap() - (0.08f64 / 3.0).sqrt()).abs() < 1e-12);
         let sensitivity = summary.stats("edema_sensitivity").unwrap();
         assert!((sensitivity.mean.unwrap() - 0.7).abs() < 1e-12);
-        assert!((sensitivity.median.unwrap() - 0.7).abs() < 1e-12, "even count: mean of the middle two");
+        assert!(
+            (sensitivity.median.unwrap() - 0.7).abs() < 1e-12,
+            "even count: mean of the middle two"
+        );
         assert_eq!((sensitivity.defined, sensitivity.undefined), (2, 1));
         let enhancing = summary.stats("enhancing_dice").unwrap();
-        assert_eq!((enhancing.mean, enhancing.median, enhancing.std, enhancing.undefined), (None, None, None, 3));
+        assert_eq!(
+            (
+                enhancing.mean,
+                enhancing.median,
+                enhancing.std,
+                enhancing.undefined
+            ),
+            (None, None, None, 3)
+        );
         assert_eq!(summary.stats("wt_hd95").unwrap().median, Some(4.0));
         assert_eq!(summary.metrics.len(), METRIC_KEYS.len());
     }
@@ -276,17 +368,36 @@ mod tests {
         let text = summary().to_text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2 + 1 + 3 + 1 + 4);
-        assert!(lines[1..].iter().all(|line| line.len() == lines[1].len()), "{text}");
-        for name in ["edema", "non-enhancing", "enhancing", "WT", "TC", "ET", "HD95", "median", "undefined"] {
+        assert!(
+            lines[1..].iter().all(|line| line.len() == lines[1].len()),
+            "{text}"
+        );
+        for name in [
+            "edema",
+            "non-enhancing",
+            "enhancing",
+            "WT",
+            "TC",
+            "ET",
+            "HD95",
+            "median",
+            "undefined",
+        ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
-        let second = lines.iter().find(|line| line.starts_with("BRATS_002")).unwrap();
+        let second = lines
+            .iter()
+            .find(|line| line.starts_with("BRATS_002"))
+            .unwrap();
         let cells: Vec<&str> = second.split_whitespace().filter(|c| *c != "|").collect();
         assert_eq!(&cells[1..4], ["0.7000", "-", "1.0000"]);
         assert_eq!(&cells[10..12], ["0.8000", "4.00"]);
         let undefined = lines.last().unwrap();
         let counts: Vec<&str> = undefined.split_whitespace().filter(|c| *c != "|").collect();
-        assert_eq!(&counts[1..10], ["0", "1", "0", "0", "0", "0", "3", "3", "0"]);
+        assert_eq!(
+            &counts[1..10],
+            ["0", "1", "0", "0", "0", "0", "3", "3", "0"]
+        );
     }
 
     #[test]
@@ -295,8 +406,15 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 1 + 3 + 4);
         assert_eq!(lines[0], format!("case,{}", METRIC_KEYS.join(",")));
-        assert_eq!(lines[2], "BRATS_002,0.7,,1,0.25,0.5,0.75,,,1,0.8,4,1,0,0,373.12866");
-        assert!(lines[3].starts_with("\"BRATS,003\",0.9,0.8,"), "{}", lines[3]);
+        assert_eq!(
+            lines[2],
+            "BRATS_002,0.7,,1,0.25,0.5,0.75,,,1,0.8,4,1,0,0,373.12866"
+        );
+        assert!(
+            lines[3].starts_with("\"BRATS,003\",0.9,0.8,"),
+            "{}",
+            lines[3]
+        );
         assert!(lines[5].starts_with("median,0.7,0.7,1,"), "{}", lines[5]);
         assert_eq!(lines[7], "undefined,0,1,0,0,0,0,3,3,0,0,0,0,0,0,0");
     }
@@ -312,9 +430,18 @@ mod tests {
     #[test]
     fn seed_table_has_sensitivity_and_specificity_rows() {
         let table = sens_spec_table(&[
-            SensSpec { sensitivity: Some(0.90854), specificity: Some(0.9848) },
-            SensSpec { sensitivity: None, specificity: Some(0.9961) },
-            SensSpec { sensitivity: Some(0.7891), specificity: Some(0.996) },
+            SensSpec {
+                sensitivity: Some(0.90854),
+                specificity: Some(0.9848),
+            },
+            SensSpec {
+                sensitivity: None,
+                specificity: Some(0.9961),
+            },
+            SensSpec {
+                sensitivity: Some(0.7891),
+                specificity: Some(0.996),
+            },
         ]);
         let expected = concat!(
             "              Edema  Non-Enhancing Tumor  Enhancing Tumor\n",

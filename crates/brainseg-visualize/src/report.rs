@@ -1,0 +1,215 @@
+//! A self-contained HTML report: a title and sections of text, tables and pictures, the pictures embedded as
+//! base64 data URIs so the one file can be mailed or archived as it is.
+use std::path::Path;
+
+use base64::Engine;
+
+use crate::image::write_atomic;
+use crate::Result;
+
+/// A report under construction; [`HtmlReport::write`] saves it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HtmlReport {
+    title: String,
+    sections: Vec<Section>,
+}
+
+/// One headed part of a report; its blocks appear in the order they were added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    heading: String,
+    blocks: Vec<Block>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Block {
+    /// Paragraphs separated by blank lines.
+    Text(String),
+    /// Shown as is in a monospaced font (e.g. a plain-text table).
+    Preformatted(String),
+    Table {
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    Image {
+        caption: String,
+        mime: &'static str,
+        bytes: Vec<u8>,
+    },
+}
+
+impl HtmlReport {
+    pub fn new(title: impl Into<String>) -> Self {
+        HtmlReport {
+            title: title.into(),
+            sections: Vec::new(),
+        }
+    }
+
+    pub fn section(mut self, section: Section) -> Self {
+        self.sections.push(section);
+        self
+    }
+
+    /// The whole page as one string.
+    pub fn to_html(&self) -> String {
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+            escape(&self.title),
+            escape(&self.title)
+        );
+        for section in &self.sections {
+            html += &format!("<section>\n<h2>{}</h2>\n", escape(&section.heading));
+            for block in &section.blocks {
+                html += &block.to_html();
+            }
+            html += "</section>\n";
+        }
+        html + "</body>\n</html>\n"
+    }
+
+    /// Writes the page to `path` atomically.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomic(path, self.to_html().as_bytes())
+    }
+}
+
+impl Section {
+    pub fn new(heading: impl Into<String>) -> Self {
+        Section {
+            heading: heading.into(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Prose; blank lines separate paragraphs.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.blocks.push(Block::Text(text.into()));
+        self
+    }
+
+    /// Text kept as is in a monospaced font, such as `brainseg_metrics::Summary::to_text`.
+    pub fn preformatted(mut self, text: impl Into<String>) -> Self {
+        self.blocks.push(Block::Preformatted(text.into()));
+        self
+    }
+
+    /// An HTML table with a header row.
+    pub fn table(mut self, header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
+        self.blocks.push(Block::Table { header, rows });
+        self
+    }
+
+    /// A PNG picture (file bytes) with a caption.
+    pub fn png(mut self, caption: impl Into<String>, bytes: Vec<u8>) -> Self {
+        self.blocks.push(Block::Image {
+            caption: caption.into(),
+            mime: "image/png",
+            bytes,
+        });
+        self
+    }
+
+    /// A GIF animation (file bytes) with a caption.
+    pub fn gif(mut self, caption: impl Into<String>, bytes: Vec<u8>) -> Self {
+        self.blocks.push(Block::Image {
+            caption: caption.into(),
+            mime: "image/gif",
+            bytes,
+        });
+        self
+    }
+}
+
+impl Block {
+    fn to_html(&self) -> String {
+        match self {
+            Block::Text(text) => text
+                .split("\n\n")
+                .filter(|paragraph| !paragraph.trim().is_empty())
+                .map(|paragraph| format!("<p>{}</p>\n", escape(paragraph.trim())))
+                .collect(),
+            Block::Preformatted(text) => format!("<pre>{}</pre>\n", escape(text)),
+            Block::Table { header, rows } => {
+                let cells = |row: &[String], tag: &str| -> String {
+                    row.iter().map(|cell| format!("<{tag}>{}</{tag}>", escape(cell))).collect()
+                };
+                let body: String = rows.iter().map(|row| format!("<tr>{}</tr>\n", cells(row, "td"))).collect();
+                format!("<table>\n<thead><tr>{}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n", cells(header, "th"))
+            }
+            Block::Image { caption, mime, bytes } => format!(
+                "<figure><img src=\"data:{mime};base64,{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                escape(caption),
+                escape(caption)
+            ),
+        }
+    }
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:100em;color:#222}\
+pre{background:#f4f4f4;padding:1em;overflow-x:auto}\
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}\
+th{background:#eee}figure{margin:1em 0}img{max-width:100%;image-rendering:pixelated}";
+
+/// Text safe inside HTML elements and attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RgbImage;
+
+    #[test]
+    fn report_embeds_pictures_and_escapes_text() {
+        let png = RgbImage::new(2, 2, [255, 0, 0]).to_png();
+        let gif_bytes = b"GIF89a-not-decoded-here".to_vec();
+        let report = HtmlReport::new("Case <1>")
+            .section(
+                Section::new("Metrics")
+                    .text("Dice & HD95.\n\nSecond paragraph.")
+                    .preformatted("a  | b\n1  | 2")
+                    .table(
+                        vec!["class".into(), "Dice".into()],
+                        vec![vec!["edema".into(), "0.91".into()]],
+                    ),
+            )
+            .section(
+                Section::new("Pictures")
+                    .png("grid", png.clone())
+                    .gif("stepper", gif_bytes.clone()),
+            );
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("report.html");
+        report.write(&path).unwrap();
+        let html = std::fs::read_to_string(&path).unwrap();
+        assert!(html.contains("<title>Case &lt;1&gt;</title>"));
+        assert!(html.contains("<p>Dice &amp; HD95.</p>\n<p>Second paragraph.</p>"));
+        assert!(html.contains("<pre>a  | b\n1  | 2</pre>"));
+        assert!(html.contains("<tr><td>edema</td><td>0.91</td></tr>"));
+        let engine = base64::engine::general_purpose::STANDARD;
+        assert!(html.contains(&format!(
+            "src=\"data:image/png;base64,{}\"",
+            engine.encode(&png)
+        )));
+        assert!(html.contains(&format!(
+            "src=\"data:image/gif;base64,{}\"",
+            engine.encode(&gif_bytes)
+        )));
+        // The embedded PNG decodes back to the picture.
+        let start = html.find("data:image/png;base64,").unwrap() + "data:image/png;base64,".len();
+        let end = start + html[start..].find('"').unwrap();
+        let decoded = RgbImage::from_png(&engine.decode(&html[start..end]).unwrap()).unwrap();
+        assert_eq!(decoded.pixel(1, 1), [255, 0, 0]);
+        assert!(
+            !html.contains("src=\"http"),
+            "nothing is fetched from elsewhere"
+        );
+    }
+}
