@@ -9,28 +9,39 @@ use ndarray::{Array3, ArrayView4, Axis, Zip};
 ///   the highest probability among those above `threshold` (ties: the lower class), else background.
 ///   Any K from 1 to 255 works.
 /// - [`Targets::Regions`] (WT, TC, ET; K = 3): 3 if p_ET > t, else 2 if p_TC > t, else 1 if p_WT > t, else 0.
-pub fn decode_labels(probabilities: ArrayView4<f32>, targets: Targets, threshold: f32) -> Result<Array3<u8>> {
+pub fn decode_labels(
+    probabilities: ArrayView4<f32>,
+    targets: Targets,
+    threshold: f32,
+) -> Result<Array3<u8>> {
     let channels = probabilities.len_of(Axis(0));
     let (_, x, y, z) = probabilities.dim();
     let mut labels = Array3::<u8>::zeros((x, y, z));
     match targets {
         Targets::Classes => {
             if channels == 0 || channels > 255 {
-                return Err(Error::msg(format!("cannot decode {channels} class channels (need 1 to 255)")));
+                return Err(Error::msg(format!(
+                    "cannot decode {channels} class channels (need 1 to 255)"
+                )));
             }
             let mut best = Array3::from_elem((x, y, z), threshold);
             for (channel, plane) in probabilities.axis_iter(Axis(0)).enumerate() {
-                Zip::from(&mut labels).and(&mut best).and(&plane).for_each(|label, best, &p| {
-                    if p > *best {
-                        *best = p;
-                        *label = channel as u8 + 1;
-                    }
-                });
+                Zip::from(&mut labels)
+                    .and(&mut best)
+                    .and(&plane)
+                    .for_each(|label, best, &p| {
+                        if p > *best {
+                            *best = p;
+                            *label = channel as u8 + 1;
+                        }
+                    });
             }
         }
         Targets::Regions => {
             if channels != 3 {
-                return Err(Error::msg(format!("region decoding needs 3 channels (WT, TC, ET), got {channels}")));
+                return Err(Error::msg(format!(
+                    "region decoding needs 3 channels (WT, TC, ET), got {channels}"
+                )));
             }
             // Later (inner) regions override earlier ones: WT -> 1, TC -> 2, ET -> 3.
             for (region, plane) in probabilities.axis_iter(Axis(0)).enumerate() {
@@ -66,7 +77,10 @@ mod tests {
             [0.7, 0.7, 0.2], // tie -> lower class 1
         ]);
         let labels = decode_labels(p.view(), Targets::Classes, 0.5).unwrap();
-        assert_eq!(labels.iter().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 0, 1]);
+        assert_eq!(
+            labels.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 0, 1]
+        );
         let low = decode_labels(p.view(), Targets::Classes, 0.25).unwrap();
         assert_eq!(low[[0, 0, 0]], 3);
     }
@@ -82,13 +96,19 @@ mod tests {
             [0.1, 0.6, 0.2], // TC without WT -> 2
         ]);
         let labels = decode_labels(p.view(), Targets::Regions, 0.5).unwrap();
-        assert_eq!(labels.iter().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 3, 2]);
+        assert_eq!(
+            labels.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 3, 2]
+        );
     }
 
     #[test]
     fn wrong_channel_count_is_an_error() {
         let two = Array4::<f32>::zeros((2, 1, 1, 1));
         assert!(decode_labels(two.view(), Targets::Regions, 0.5).is_err());
-        assert_eq!(decode_labels(two.view(), Targets::Classes, 0.5).unwrap()[[0, 0, 0]], 0);
+        assert_eq!(
+            decode_labels(two.view(), Targets::Classes, 0.5).unwrap()[[0, 0, 0]],
+            0
+        );
     }
 }

@@ -9,7 +9,9 @@ pub mod tiling;
 
 pub use decode::decode_labels;
 pub use postprocess::{remove_small_components, Removed};
-pub use tiling::{gaussian_importance, predict_probabilities, tile_starts, InferenceConfig, Tiling};
+pub use tiling::{
+    gaussian_importance, predict_probabilities, tile_starts, InferenceConfig, Tiling,
+};
 
 /// A model that maps a batch of standardised patches to per-channel sigmoid probabilities.
 pub trait PatchPredictor {

@@ -15,7 +15,11 @@ pub struct Removed {
 /// - [`Targets::Regions`]: components of WT = {1,2,3}, then TC = {2,3}, then ET = {3}; a small
 ///   component is demoted to the enclosing region (WT -> background, TC -> edema 1, ET -> 2), so
 ///   the regions stay nested.
-pub fn remove_small_components(labels: &mut Array3<u8>, min_voxels: usize, scope: Targets) -> Removed {
+pub fn remove_small_components(
+    labels: &mut Array3<u8>,
+    min_voxels: usize,
+    scope: Targets,
+) -> Removed {
     if !labels.is_standard_layout() {
         *labels = labels.as_standard_layout().into_owned();
     }
@@ -119,7 +123,13 @@ mod tests {
         let mut labels = hand_built();
         let removed = remove_small_components(&mut labels, 3, Targets::Classes);
         // Class 1: cube shell (26 voxels) kept, blob of 2 removed. Class 2: 5 kept. Class 3: 1 removed.
-        assert_eq!(removed, Removed { components: 2, voxels: 3 });
+        assert_eq!(
+            removed,
+            Removed {
+                components: 2,
+                voxels: 3
+            }
+        );
         assert_eq!(labels[[8, 8, 8]], 0);
         assert_eq!(labels[[8, 8, 9]], 0);
         assert_eq!(labels[[2, 2, 2]], 0, "class-3 singleton becomes background");
@@ -133,7 +143,13 @@ mod tests {
         let removed = remove_small_components(&mut labels, 3, Targets::Regions);
         // WT: cube (27) and line (5) kept, blob (2) removed. TC: centre (1) -> 1; line (5) kept.
         // ET: the centre is already edema by then, so nothing more.
-        assert_eq!(removed, Removed { components: 2, voxels: 3 });
+        assert_eq!(
+            removed,
+            Removed {
+                components: 2,
+                voxels: 3
+            }
+        );
         assert_eq!(labels[[8, 8, 8]], 0);
         assert_eq!(labels[[2, 2, 2]], 1, "small TC inside WT becomes edema");
         assert_eq!(labels[[0, 8, 0]], 2);
@@ -141,7 +157,13 @@ mod tests {
         let mut labels = hand_built();
         let removed = remove_small_components(&mut labels, 6, Targets::Regions);
         // WT: blob (2) and line (5) removed; TC: centre (1) -> edema.
-        assert_eq!(removed, Removed { components: 3, voxels: 8 });
+        assert_eq!(
+            removed,
+            Removed {
+                components: 3,
+                voxels: 8
+            }
+        );
         assert_eq!(labels.iter().filter(|&&v| v != 0).count(), 27);
         assert!(labels.iter().all(|&v| v <= 1));
     }

@@ -37,7 +37,8 @@ pub struct InferenceConfig {
     pub batch_size: usize,
     /// Mirroring test-time augmentation: average over all 8 flip combinations of the spatial axes.
     pub mirror: bool,
-    /// Must match training: per-tile for [`Standardization::SeedSlices`], whole volume otherwise.
+    /// Must match training: per-tile for [`Standardization::SeedSlices`] (a padded edge tile's
+    /// statistics include its zeros, as for padded training patches), whole volume otherwise.
     pub standardization: Standardization,
 }
 
@@ -57,10 +58,16 @@ impl Default for InferenceConfig {
 impl InferenceConfig {
     pub fn validate(&self) -> Result<()> {
         if self.tile.contains(&0) {
-            return Err(Error::msg(format!("tile size {:?} has a zero side", self.tile)));
+            return Err(Error::msg(format!(
+                "tile size {:?} has a zero side",
+                self.tile
+            )));
         }
         if !(0.0..1.0).contains(&self.overlap) {
-            return Err(Error::msg(format!("overlap {} must be in [0, 1)", self.overlap)));
+            return Err(Error::msg(format!(
+                "overlap {} must be in [0, 1)",
+                self.overlap
+            )));
         }
         if self.batch_size == 0 {
             return Err(Error::msg("batch size must be at least 1"));
@@ -81,7 +88,9 @@ pub fn tile_starts(dim: usize, tile: usize, tiling: Tiling, overlap: f64) -> Vec
             let steps = (span / (tile as f64 * (1.0 - overlap))).ceil() as usize + 1;
             let actual_step = span / (steps - 1) as f64;
             // Ties to even, as numpy's round in nnU-Net.
-            (0..steps).map(|i| (actual_step * i as f64).round_ties_even() as usize).collect()
+            (0..steps)
+                .map(|i| (actual_step * i as f64).round_ties_even() as usize)
+                .collect()
         }
     }
 }
@@ -93,7 +102,9 @@ pub fn gaussian_importance(tile: [usize; 3]) -> Array3<f32> {
     let profile = |n: usize| -> Vec<f64> {
         let sigma = n as f64 / 8.0;
         let centre = (n as f64 - 1.0) / 2.0;
-        (0..n).map(|i| (-(i as f64 - centre).powi(2) / (2.0 * sigma * sigma)).exp()).collect()
+        (0..n)
+            .map(|i| (-(i as f64 - centre).powi(2) / (2.0 * sigma * sigma)).exp())
+            .collect()
     };
     let [px, py, pz] = tile.map(profile);
     let max = |p: &[f64]| p.iter().copied().fold(0.0, f64::max);
@@ -112,7 +123,10 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
     config.validate()?;
     let (channels, x, y, z) = image.dim();
     if channels == 0 || x == 0 || y == 0 || z == 0 {
-        return Err(Error::msg(format!("cannot predict an empty image of shape {:?}", image.shape())));
+        return Err(Error::msg(format!(
+            "cannot predict an empty image of shape {:?}",
+            image.shape()
+        )));
     }
     let whole_volume;
     let source = if config.standardization.per_patch() {
@@ -128,8 +142,11 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
         Tiling::Seed => Array3::ones(tile),
         Tiling::Sliding => gaussian_importance(tile),
     };
-    let starts: Vec<Vec<usize>> =
-        [x, y, z].iter().zip(tile).map(|(&dim, t)| tile_starts(dim, t, config.tiling, config.overlap)).collect();
+    let starts: Vec<Vec<usize>> = [x, y, z]
+        .iter()
+        .zip(tile)
+        .map(|(&dim, t)| tile_starts(dim, t, config.tiling, config.overlap))
+        .collect();
     let mut corners = Vec::with_capacity(starts.iter().map(Vec::len).product());
     for &cx in &starts[0] {
         for &cy in &starts[1] {
@@ -143,7 +160,8 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
     let mut weight_sum = Array3::<f32>::zeros((x, y, z));
     let mut done = 0;
     for batch_corners in corners.chunks(config.batch_size) {
-        let mut batch = Array5::<f32>::zeros((batch_corners.len(), channels, tile[0], tile[1], tile[2]));
+        let mut batch =
+            Array5::<f32>::zeros((batch_corners.len(), channels, tile[0], tile[1], tile[2]));
         for (mut slot, &corner) in batch.axis_iter_mut(Axis(0)).zip(batch_corners) {
             let mut patch = crop_padded4(source, corner, tile);
             if config.standardization.per_patch() {
@@ -154,16 +172,22 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
         let expected = (batch_corners.len(), out_channels, tile[0], tile[1], tile[2]);
         let predicted = predict_mirrored(predictor, batch.view(), config.mirror, expected)?;
         for (probabilities, &[cx, cy, cz]) in predicted.axis_iter(Axis(0)).zip(batch_corners) {
-            let [ex, ey, ez] = [(x, cx, 0), (y, cy, 1), (z, cz, 2)].map(|(dim, c, a)| tile[a].min(dim - c));
+            let [ex, ey, ez] =
+                [(x, cx, 0), (y, cy, 1), (z, cz, 2)].map(|(dim, c, a)| tile[a].min(dim - c));
             let tile_weights = weights.slice(s![..ex, ..ey, ..ez]);
             let volume_window = s![cx..cx + ex, cy..cy + ey, cz..cz + ez];
-            for (mut target, channel) in sum.axis_iter_mut(Axis(0)).zip(probabilities.axis_iter(Axis(0))) {
+            for (mut target, channel) in sum
+                .axis_iter_mut(Axis(0))
+                .zip(probabilities.axis_iter(Axis(0)))
+            {
                 Zip::from(target.slice_mut(volume_window))
                     .and(channel.slice(s![..ex, ..ey, ..ez]))
                     .and(tile_weights)
                     .for_each(|acc, &p, &w| *acc += p * w);
             }
-            weight_sum.slice_mut(volume_window).zip_mut_with(&tile_weights, |acc, &w| *acc += w);
+            weight_sum
+                .slice_mut(volume_window)
+                .zip_mut_with(&tile_weights, |acc, &w| *acc += w);
         }
         done += batch_corners.len();
         progress(done, corners.len());
@@ -187,7 +211,10 @@ fn predict_mirrored<P: PatchPredictor + ?Sized>(
     }
     let mut mean = Array5::<f32>::zeros(expected);
     for flips in 0..8usize {
-        let axes: Vec<Axis> = (0..3).filter(|a| flips >> a & 1 == 1).map(|a| Axis(a + 2)).collect();
+        let axes: Vec<Axis> = (0..3)
+            .filter(|a| flips >> a & 1 == 1)
+            .map(|a| Axis(a + 2))
+            .collect();
         let mut flipped = batch;
         for &axis in &axes {
             flipped.invert_axis(axis);
@@ -240,7 +267,11 @@ mod tests {
             let (b, _, x, y, z) = batch.dim();
             Array5::from_shape_fn((b, 2, x, y, z), |(n, k, i, j, l)| {
                 let v = |c| batch[[n, c, i, j, l]];
-                if k == 0 { v(0) } else { sigmoid(v(1) + v(2)) }
+                if k == 0 {
+                    v(0)
+                } else {
+                    sigmoid(v(1) + v(2))
+                }
             })
         }
     }
@@ -260,7 +291,11 @@ mod tests {
     fn expected_voxelwise(image: &Array4<f32>) -> Array4<f32> {
         let (_, x, y, z) = image.dim();
         Array4::from_shape_fn((2, x, y, z), |(k, i, j, l)| {
-            if k == 0 { image[[0, i, j, l]] } else { sigmoid(image[[1, i, j, l]] + image[[2, i, j, l]]) }
+            if k == 0 {
+                image[[0, i, j, l]]
+            } else {
+                sigmoid(image[[1, i, j, l]] + image[[2, i, j, l]])
+            }
         })
     }
 
@@ -276,17 +311,29 @@ mod tests {
 
     fn max_abs_difference(a: &Array4<f32>, b: &Array4<f32>) -> f32 {
         assert_eq!(a.dim(), b.dim());
-        a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
     fn tile_starts_match_the_notebook_and_nnunet() {
         assert_eq!(tile_starts(240, 160, Tiling::Seed, 0.5), vec![0, 160]);
-        assert_eq!(tile_starts(155, 16, Tiling::Seed, 0.5), (0..10).map(|i| 16 * i).collect::<Vec<_>>());
+        assert_eq!(
+            tile_starts(155, 16, Tiling::Seed, 0.5),
+            (0..10).map(|i| 16 * i).collect::<Vec<_>>()
+        );
         // nnU-Net by hand: 37 with 16, step 8 -> ceil(21/8)+1 = 4 steps of 21/3 = 7.
-        assert_eq!(tile_starts(37, 16, Tiling::Sliding, 0.5), vec![0, 7, 14, 21]);
+        assert_eq!(
+            tile_starts(37, 16, Tiling::Sliding, 0.5),
+            vec![0, 7, 14, 21]
+        );
         // 41: ceil(25/8)+1 = 5 steps of 6.25: round(12.5) = 12 (ties to even), round(18.75) = 19.
-        assert_eq!(tile_starts(41, 16, Tiling::Sliding, 0.5), vec![0, 6, 12, 19, 25]);
+        assert_eq!(
+            tile_starts(41, 16, Tiling::Sliding, 0.5),
+            vec![0, 6, 12, 19, 25]
+        );
         // 19 with 8: ceil(11/4)+1 = 4 steps of 11/3.
         assert_eq!(tile_starts(19, 8, Tiling::Sliding, 0.5), vec![0, 4, 7, 11]);
         assert_eq!(tile_starts(240, 160, Tiling::Sliding, 0.5), vec![0, 80]);
@@ -319,11 +366,16 @@ mod tests {
             let image = coded_image(shape);
             let expected = expected_voxelwise(&image);
             for tiling in [Tiling::Seed, Tiling::Sliding] {
-                let mut model = VoxelwiseModel { batch_sizes: vec![] };
+                let mut model = VoxelwiseModel {
+                    batch_sizes: vec![],
+                };
                 let mut calls = vec![];
-                let got = predict_probabilities(&mut model, image.view(), &config(tiling), |done, total| {
-                    calls.push((done, total))
-                })
+                let got = predict_probabilities(
+                    &mut model,
+                    image.view(),
+                    &config(tiling),
+                    |done, total| calls.push((done, total)),
+                )
                 .unwrap();
                 let difference = max_abs_difference(&got, &expected);
                 assert!(difference < 1e-5, "{tiling:?} {shape:?}: {difference}");
@@ -345,8 +397,13 @@ mod tests {
     #[test]
     fn seed_slices_standardise_each_tile() {
         let image = coded_image((20, 16, 8));
-        let config = InferenceConfig { standardization: Standardization::SeedSlices, ..config(Tiling::Seed) };
-        let mut model = VoxelwiseModel { batch_sizes: vec![] };
+        let config = InferenceConfig {
+            standardization: Standardization::SeedSlices,
+            ..config(Tiling::Seed)
+        };
+        let mut model = VoxelwiseModel {
+            batch_sizes: vec![],
+        };
         let got = predict_probabilities(&mut model, image.view(), &config, |_, _| {}).unwrap();
         // Tiles at x = 0 and x = 16 (the second zero-padded to 16 wide), each standardised on its own.
         for corner in [[0, 0, 0], [16, 0, 0]] {
@@ -365,8 +422,13 @@ mod tests {
     fn zscore_standardises_the_whole_volume_once() {
         let mut image = coded_image((37, 41, 19));
         image.slice_mut(s![.., ..5, .., ..]).fill(0.0); // some background
-        let config = InferenceConfig { standardization: Standardization::ZScoreBrain, ..config(Tiling::Sliding) };
-        let mut model = VoxelwiseModel { batch_sizes: vec![] };
+        let config = InferenceConfig {
+            standardization: Standardization::ZScoreBrain,
+            ..config(Tiling::Sliding)
+        };
+        let mut model = VoxelwiseModel {
+            batch_sizes: vec![],
+        };
         let got = predict_probabilities(&mut model, image.view(), &config, |_, _| {}).unwrap();
         let mut standardized = image.clone();
         zscore_brain(&mut standardized);
@@ -396,7 +458,10 @@ mod tests {
                             let at = [i as i64 + di, j as i64 + dj, k as i64 + dk];
                             if at.iter().all(|&v| v >= 0) {
                                 let at = at.map(|v| v as usize);
-                                total += batch.get([n, 0, at[0], at[1], at[2]]).copied().unwrap_or(0.0);
+                                total += batch
+                                    .get([n, 0, at[0], at[1], at[2]])
+                                    .copied()
+                                    .unwrap_or(0.0);
                             }
                         }
                     }
@@ -411,9 +476,18 @@ mod tests {
         let image = coded_image((37, 41, 19));
         for tiling in [Tiling::Seed, Tiling::Sliding] {
             let plain = config(tiling);
-            let mirrored = InferenceConfig { mirror: true, ..plain.clone() };
+            let mirrored = InferenceConfig {
+                mirror: true,
+                ..plain.clone()
+            };
             let run = |shift, config: &InferenceConfig| {
-                predict_probabilities(&mut NeighbourhoodModel { shift }, image.view(), config, |_, _| {}).unwrap()
+                predict_probabilities(
+                    &mut NeighbourhoodModel { shift },
+                    image.view(),
+                    config,
+                    |_, _| {},
+                )
+                .unwrap()
             };
             assert!(max_abs_difference(&run(false, &plain), &run(false, &mirrored)) < 1e-5);
             // Control: the TTA path really flips (a shifted model gives a different answer).
@@ -435,11 +509,25 @@ mod tests {
     #[test]
     fn bad_settings_and_bad_models_are_errors() {
         let image = coded_image((8, 8, 8));
-        let run = |config: &InferenceConfig| predict_probabilities(&mut WrongShape, image.view(), config, |_, _| {});
+        let run = |config: &InferenceConfig| {
+            predict_probabilities(&mut WrongShape, image.view(), config, |_, _| {})
+        };
         let message = run(&config(Tiling::Sliding)).unwrap_err().to_string();
         assert!(message.contains("expected"), "{message}");
-        assert!(run(&InferenceConfig { overlap: 1.0, ..config(Tiling::Sliding) }).is_err());
-        assert!(run(&InferenceConfig { batch_size: 0, ..config(Tiling::Sliding) }).is_err());
-        assert!(run(&InferenceConfig { tile: [0, 8, 8], ..config(Tiling::Sliding) }).is_err());
+        assert!(run(&InferenceConfig {
+            overlap: 1.0,
+            ..config(Tiling::Sliding)
+        })
+        .is_err());
+        assert!(run(&InferenceConfig {
+            batch_size: 0,
+            ..config(Tiling::Sliding)
+        })
+        .is_err());
+        assert!(run(&InferenceConfig {
+            tile: [0, 8, 8],
+            ..config(Tiling::Sliding)
+        })
+        .is_err());
     }
 }

@@ -19,14 +19,25 @@ pub struct AugmentConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { flip: true, scale: true, scale_range: 0.1, shift: true, shift_range: 0.1 }
+        AugmentConfig {
+            flip: true,
+            scale: true,
+            scale_range: 0.1,
+            shift: true,
+            shift_range: 0.1,
+        }
     }
 }
 
 impl AugmentConfig {
     /// No augmentation at all.
     pub fn off() -> Self {
-        AugmentConfig { flip: false, scale: false, shift: false, ..Self::default() }
+        AugmentConfig {
+            flip: false,
+            scale: false,
+            shift: false,
+            ..Self::default()
+        }
     }
 }
 
@@ -66,10 +77,23 @@ pub fn augment<R: Rng + ?Sized>(
         }
     }
     let scale: Vec<f32> = (0..channels)
-        .map(|_| if config.scale { 1.0 + uniform_symmetric(rng, config.scale_range) } else { 1.0 })
+        .map(|_| {
+            if config.scale {
+                1.0 + uniform_symmetric(rng, config.scale_range)
+            } else {
+                1.0
+            }
+        })
         .collect();
-    let shift_units: Vec<f32> =
-        (0..channels).map(|_| if config.shift { uniform_symmetric(rng, config.shift_range) } else { 0.0 }).collect();
+    let shift_units: Vec<f32> = (0..channels)
+        .map(|_| {
+            if config.shift {
+                uniform_symmetric(rng, config.shift_range)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut shift = vec![0.0f32; channels];
     for (c, mut channel) in image.axis_iter_mut(Axis(0)).enumerate() {
         if config.scale {
@@ -80,16 +104,26 @@ pub fn augment<R: Rng + ?Sized>(
             channel.mapv_inplace(|v| v + shift[c]);
         }
     }
-    Augmentation { flipped, scale, shift }
+    Augmentation {
+        flipped,
+        scale,
+        shift,
+    }
 }
 
 /// U(-range, range); 0 without drawing when the range is empty.
 fn uniform_symmetric<R: Rng + ?Sized>(rng: &mut R, range: f32) -> f32 {
-    if range > 0.0 { rng.random_range(-range..range) } else { 0.0 }
+    if range > 0.0 {
+        rng.random_range(-range..range)
+    } else {
+        0.0
+    }
 }
 
 fn population_std(values: impl Iterator<Item = f32> + Clone) -> f64 {
-    let (n, sum) = values.clone().fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v as f64));
+    let (n, sum) = values
+        .clone()
+        .fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v as f64));
     if n == 0 {
         return 0.0;
     }
@@ -107,18 +141,27 @@ mod tests {
     /// that differs between them would break the equality.
     fn position_coded(shape: (usize, usize, usize)) -> (Array4<f32>, Array4<f32>) {
         let (x, y, z) = shape;
-        let code = Array4::from_shape_fn((1, x, y, z), |(_, i, j, k)| (i * 100 + j * 10 + k) as f32);
+        let code =
+            Array4::from_shape_fn((1, x, y, z), |(_, i, j, k)| (i * 100 + j * 10 + k) as f32);
         (code.clone(), code)
     }
 
     #[test]
     fn flips_move_image_and_target_together() {
         let config = AugmentConfig::off();
-        let config = AugmentConfig { flip: true, ..config };
+        let config = AugmentConfig {
+            flip: true,
+            ..config
+        };
         let mut seen = [[false; 2]; 3];
         for seed in 0..16 {
             let (mut image, mut target) = position_coded((4, 3, 2));
-            let done = augment(&mut image, &mut target, &config, &mut ChaCha8Rng::seed_from_u64(seed));
+            let done = augment(
+                &mut image,
+                &mut target,
+                &config,
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            );
             assert_eq!(image, target);
             assert!(image.is_standard_layout() && target.is_standard_layout());
             // Voxel (0,0,0) now holds the code of the mirrored position.
@@ -129,16 +172,27 @@ mod tests {
                 seen[axis][done.flipped[axis] as usize] = true;
             }
         }
-        assert!(seen.iter().all(|s| s[0] && s[1]), "every axis is flipped sometimes and kept sometimes");
+        assert!(
+            seen.iter().all(|s| s[0] && s[1]),
+            "every axis is flipped sometimes and kept sometimes"
+        );
     }
 
     #[test]
     fn scale_and_shift_stay_in_range_and_spare_the_target() {
-        let config = AugmentConfig { flip: false, ..AugmentConfig::default() };
+        let config = AugmentConfig {
+            flip: false,
+            ..AugmentConfig::default()
+        };
         // Channel values 0 and 2 -> population std 1 (before scaling).
         let mut image = Array4::from_shape_fn((2, 2, 1, 1), |(_, i, _, _)| 2.0 * i as f32);
         let mut target = Array4::<f32>::ones((3, 2, 1, 1));
-        let done = augment(&mut image, &mut target, &config, &mut ChaCha8Rng::seed_from_u64(3));
+        let done = augment(
+            &mut image,
+            &mut target,
+            &config,
+            &mut ChaCha8Rng::seed_from_u64(3),
+        );
         assert_eq!(target, Array4::<f32>::ones((3, 2, 1, 1)));
         for c in 0..2 {
             let s = done.scale[c];
@@ -148,14 +202,22 @@ mod tests {
             assert!((image[[c, 0, 0, 0]] - done.shift[c]).abs() < 1e-6);
             assert!((image[[c, 1, 0, 0]] - (2.0 * s + done.shift[c])).abs() < 1e-6);
         }
-        assert_ne!(done.scale[0], done.scale[1], "factors are drawn per channel");
+        assert_ne!(
+            done.scale[0], done.scale[1],
+            "factors are drawn per channel"
+        );
     }
 
     #[test]
     fn same_seed_same_augmentation() {
         let run = |seed| {
             let (mut image, mut target) = position_coded((5, 4, 3));
-            let done = augment(&mut image, &mut target, &AugmentConfig::default(), &mut ChaCha8Rng::seed_from_u64(seed));
+            let done = augment(
+                &mut image,
+                &mut target,
+                &AugmentConfig::default(),
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            );
             (image, done)
         };
         assert_eq!(run(11), run(11));

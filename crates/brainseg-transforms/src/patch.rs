@@ -42,12 +42,18 @@ impl Default for PatchConfig {
 impl PatchConfig {
     /// Exactly the seed's sampler: no foreground oversampling.
     pub fn seed() -> Self {
-        PatchConfig { foreground_share: 0.0, ..Self::default() }
+        PatchConfig {
+            foreground_share: 0.0,
+            ..Self::default()
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
         if self.size.contains(&0) {
-            return Err(Error::msg(format!("patch size {:?} has a zero side", self.size)));
+            return Err(Error::msg(format!(
+                "patch size {:?} has a zero side",
+                self.size
+            )));
         }
         if self.max_tries == 0 {
             return Err(Error::msg("patch sampling needs max_tries >= 1"));
@@ -59,7 +65,10 @@ impl PatchConfig {
             )));
         }
         if !(0.0..=1.0).contains(&self.foreground_share) {
-            return Err(Error::msg(format!("foreground share {} must be in [0, 1]", self.foreground_share)));
+            return Err(Error::msg(format!(
+                "foreground share {} must be in [0, 1]",
+                self.foreground_share
+            )));
         }
         Ok(())
     }
@@ -114,9 +123,17 @@ pub fn sample_patch<R: Rng + ?Sized>(
     let tumour_voxels = label.iter().filter(|&&v| v != 0).count();
     let (corner, origin) = if rng.random_bool(config.foreground_share) && tumour_voxels > 0 {
         let chosen = rng.random_range(0..tumour_voxels);
-        let (centre, _) = label.indexed_iter().filter(|(_, &v)| v != 0).nth(chosen).expect("counted above");
+        let (centre, _) = label
+            .indexed_iter()
+            .filter(|(_, &v)| v != 0)
+            .nth(chosen)
+            .expect("counted above");
         let centre = [centre.0, centre.1, centre.2];
-        let corner = std::array::from_fn(|a| centre[a].saturating_sub(size[a] / 2).min(dims[a].saturating_sub(size[a])));
+        let corner = std::array::from_fn(|a| {
+            centre[a]
+                .saturating_sub(size[a] / 2)
+                .min(dims[a].saturating_sub(size[a]))
+        });
         (corner, PatchOrigin::Foreground)
     } else {
         uniform_corner(label, dims, config, rng)
@@ -140,7 +157,8 @@ fn uniform_corner<R: Rng + ?Sized>(
 ) -> ([usize; 3], PatchOrigin) {
     let mut best = ([0; 3], f64::INFINITY);
     for tries in 1..=config.max_tries {
-        let corner = std::array::from_fn(|a| rng.random_range(0..=dims[a].saturating_sub(config.size[a])));
+        let corner =
+            std::array::from_fn(|a| rng.random_range(0..=dims[a].saturating_sub(config.size[a])));
         let fraction = background_fraction(label, corner, config.size);
         if fraction < config.background_threshold {
             return (corner, PatchOrigin::Uniform { tries });
@@ -149,7 +167,12 @@ fn uniform_corner<R: Rng + ?Sized>(
             best = (corner, fraction);
         }
     }
-    (best.0, PatchOrigin::Fallback { tries: config.max_tries })
+    (
+        best.0,
+        PatchOrigin::Fallback {
+            tries: config.max_tries,
+        },
+    )
 }
 
 /// Background (label 0 or outside the volume) voxels over the patch's voxel count.
@@ -171,14 +194,19 @@ fn valid_extent(dims: &[usize], corner: [usize; 3], size: [usize; 3]) -> [usize;
 }
 
 /// Copy a `size` window starting at `corner`; voxels past the volume's end are `T::default()` (zero).
-pub fn crop_padded3<T: Clone + Default>(volume: ArrayView3<T>, corner: [usize; 3], size: [usize; 3]) -> Array3<T> {
+pub fn crop_padded3<T: Clone + Default>(
+    volume: ArrayView3<T>,
+    corner: [usize; 3],
+    size: [usize; 3],
+) -> Array3<T> {
     let extent = valid_extent(volume.shape(), corner, size);
     let mut out = Array3::from_elem(size, T::default());
-    out.slice_mut(s![..extent[0], ..extent[1], ..extent[2]]).assign(&volume.slice(s![
-        corner[0]..corner[0] + extent[0],
-        corner[1]..corner[1] + extent[1],
-        corner[2]..corner[2] + extent[2]
-    ]));
+    out.slice_mut(s![..extent[0], ..extent[1], ..extent[2]])
+        .assign(&volume.slice(s![
+            corner[0]..corner[0] + extent[0],
+            corner[1]..corner[1] + extent[1],
+            corner[2]..corner[2] + extent[2]
+        ]));
     out
 }
 
@@ -201,7 +229,9 @@ mod tests {
     /// A 40 x 36 x 20 volume with a 10 x 8 x 6 box of mixed tumour labels at (22..32, 10..18, 8..14);
     /// image channel c at voxel (i, j, k) holds a code of c and the position.
     fn toy_case() -> (Array4<f32>, Array3<u8>) {
-        let image = Array4::from_shape_fn((4, 40, 36, 20), |(c, i, j, k)| (c * 1_000_000 + i * 10_000 + j * 100 + k) as f32);
+        let image = Array4::from_shape_fn((4, 40, 36, 20), |(c, i, j, k)| {
+            (c * 1_000_000 + i * 10_000 + j * 100 + k) as f32
+        });
         let label = Array3::from_shape_fn((40, 36, 20), |(i, j, k)| {
             if (22..32).contains(&i) && (10..18).contains(&j) && (8..14).contains(&k) {
                 1 + ((i + j + k) % 3) as u8
@@ -212,12 +242,19 @@ mod tests {
         (image, label)
     }
 
-    fn independent_background_fraction(label: &Array3<u8>, corner: [usize; 3], size: [usize; 3]) -> f64 {
+    fn independent_background_fraction(
+        label: &Array3<u8>,
+        corner: [usize; 3],
+        size: [usize; 3],
+    ) -> f64 {
         let mut background = 0;
         for i in 0..size[0] {
             for j in 0..size[1] {
                 for k in 0..size[2] {
-                    let v = label.get((corner[0] + i, corner[1] + j, corner[2] + k)).copied().unwrap_or(0);
+                    let v = label
+                        .get((corner[0] + i, corner[1] + j, corner[2] + k))
+                        .copied()
+                        .unwrap_or(0);
                     background += (v == 0) as usize;
                 }
             }
@@ -228,7 +265,11 @@ mod tests {
     #[test]
     fn accepted_patches_are_under_the_threshold_and_match_the_volume() {
         let (image, label) = toy_case();
-        let config = PatchConfig { size: [16, 16, 8], background_threshold: 0.9, ..PatchConfig::seed() };
+        let config = PatchConfig {
+            size: [16, 16, 8],
+            background_threshold: 0.9,
+            ..PatchConfig::seed()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for _ in 0..50 {
             let patch = sample_patch(image.view(), label.view(), &config, &mut rng).unwrap();
@@ -237,14 +278,23 @@ mod tests {
             assert!(fraction < 0.9, "background fraction {fraction}");
             assert!((patch.background_fraction - fraction).abs() < 1e-12);
             let [cx, cy, cz] = patch.corner;
-            assert!(cx + 16 <= 40 && cy + 16 <= 36 && cz + 8 <= 20, "uniform corners stay inside");
+            assert!(
+                cx + 16 <= 40 && cy + 16 <= 36 && cz + 8 <= 20,
+                "uniform corners stay inside"
+            );
             assert_eq!(patch.image.dim(), (4, 16, 16, 8));
             assert_eq!(patch.target.dim(), (3, 16, 16, 8));
             // Spot-check content: image voxel and one-hot target at patch voxel (5, 6, 7).
-            assert_eq!(patch.image[[2, 5, 6, 7]], image[[2, cx + 5, cy + 6, cz + 7]]);
+            assert_eq!(
+                patch.image[[2, 5, 6, 7]],
+                image[[2, cx + 5, cy + 6, cz + 7]]
+            );
             let class = label[[cx + 5, cy + 6, cz + 7]];
             for c in 0..3 {
-                assert_eq!(patch.target[[c, 5, 6, 7]], (class as usize == c + 1) as u8 as f32);
+                assert_eq!(
+                    patch.target[[c, 5, 6, 7]],
+                    (class as usize == c + 1) as u8 as f32
+                );
             }
         }
     }
@@ -253,17 +303,36 @@ mod tests {
     fn impossible_threshold_falls_back_to_the_best_draw() {
         let (image, label) = toy_case();
         // The tumour box has 480 voxels, a 16x16x8 patch 2048: background >= 0.765 always.
-        let config = PatchConfig { size: [16, 16, 8], background_threshold: 0.5, max_tries: 200, ..PatchConfig::seed() };
-        let patch = sample_patch(image.view(), label.view(), &config, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let config = PatchConfig {
+            size: [16, 16, 8],
+            background_threshold: 0.5,
+            max_tries: 200,
+            ..PatchConfig::seed()
+        };
+        let patch = sample_patch(
+            image.view(),
+            label.view(),
+            &config,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
         assert_eq!(patch.origin, PatchOrigin::Fallback { tries: 200 });
-        assert!(patch.background_fraction < 1.0, "200 draws find some tumour");
+        assert!(
+            patch.background_fraction < 1.0,
+            "200 draws find some tumour"
+        );
         assert!(patch.background_fraction >= 1.0 - 480.0 / 2048.0);
     }
 
     #[test]
     fn foreground_share_holds_and_oversampled_patches_contain_tumour() {
         let (image, label) = toy_case();
-        let config = PatchConfig { size: [8, 8, 4], foreground_share: 0.33, background_threshold: 1.0, ..PatchConfig::default() };
+        let config = PatchConfig {
+            size: [8, 8, 4],
+            foreground_share: 0.33,
+            background_threshold: 1.0,
+            ..PatchConfig::default()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(2024);
         let draws = 2000;
         let mut foreground = 0;
@@ -287,8 +356,18 @@ mod tests {
         let image = Array4::<f32>::ones((1, 20, 20, 10));
         let mut label = Array3::<u8>::zeros((20, 20, 10));
         label[[0, 19, 9]] = 3;
-        let config = PatchConfig { size: [8, 8, 4], foreground_share: 1.0, ..PatchConfig::default() };
-        let patch = sample_patch(image.view(), label.view(), &config, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let config = PatchConfig {
+            size: [8, 8, 4],
+            foreground_share: 1.0,
+            ..PatchConfig::default()
+        };
+        let patch = sample_patch(
+            image.view(),
+            label.view(),
+            &config,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
         assert_eq!(patch.origin, PatchOrigin::Foreground);
         assert_eq!(patch.corner, [0, 12, 6]);
         assert_eq!(patch.target[[2, 0, 7, 3]], 1.0);
@@ -299,8 +378,17 @@ mod tests {
         // 6 x 20 x 3 volume, patch 8 x 8 x 4: x and z need padding.
         let image = Array4::from_elem((2, 6, 20, 3), 5.0f32);
         let label = Array3::from_elem((6, 20, 3), 1u8);
-        let config = PatchConfig { size: [8, 8, 4], ..PatchConfig::seed() };
-        let patch = sample_patch(image.view(), label.view(), &config, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+        let config = PatchConfig {
+            size: [8, 8, 4],
+            ..PatchConfig::seed()
+        };
+        let patch = sample_patch(
+            image.view(),
+            label.view(),
+            &config,
+            &mut ChaCha8Rng::seed_from_u64(4),
+        )
+        .unwrap();
         assert_eq!((patch.corner[0], patch.corner[2]), (0, 0));
         // Inside: 6 * 8 * 3 = 144 voxels of 256 are tumour.
         assert!((patch.background_fraction - (256.0 - 144.0) / 256.0).abs() < 1e-12);
@@ -314,10 +402,19 @@ mod tests {
     #[test]
     fn same_seed_same_patch() {
         let (image, label) = toy_case();
-        let config = PatchConfig { size: [16, 16, 8], ..PatchConfig::default() };
+        let config = PatchConfig {
+            size: [16, 16, 8],
+            ..PatchConfig::default()
+        };
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..5).map(|_| sample_patch(image.view(), label.view(), &config, &mut rng).unwrap().corner).collect::<Vec<_>>()
+            (0..5)
+                .map(|_| {
+                    sample_patch(image.view(), label.view(), &config, &mut rng)
+                        .unwrap()
+                        .corner
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(9), draw(9));
         assert_ne!(draw(9), draw(10));
@@ -328,11 +425,23 @@ mod tests {
         let image = Array4::<f32>::zeros((4, 10, 10, 10));
         let label = Array3::<u8>::zeros((10, 10, 9));
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        assert!(sample_patch(image.view(), label.view(), &PatchConfig::default(), &mut rng).is_err());
+        assert!(sample_patch(
+            image.view(),
+            label.view(),
+            &PatchConfig::default(),
+            &mut rng
+        )
+        .is_err());
         let label = Array3::<u8>::zeros((10, 10, 10));
-        let zero_side = PatchConfig { size: [0, 4, 4], ..PatchConfig::default() };
+        let zero_side = PatchConfig {
+            size: [0, 4, 4],
+            ..PatchConfig::default()
+        };
         assert!(sample_patch(image.view(), label.view(), &zero_side, &mut rng).is_err());
-        let bad_share = PatchConfig { foreground_share: 1.5, ..PatchConfig::default() };
+        let bad_share = PatchConfig {
+            foreground_share: 1.5,
+            ..PatchConfig::default()
+        };
         assert!(sample_patch(image.view(), label.view(), &bad_share, &mut rng).is_err());
     }
 }

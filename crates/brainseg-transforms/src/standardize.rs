@@ -52,19 +52,33 @@ pub fn zscore_brain(image: &mut Array4<f32>) {
     let (_, x, y, z) = image.dim();
     let mut brain = Array3::<bool>::from_elem((x, y, z), false);
     for channel in image.axis_iter(Axis(0)) {
-        Zip::from(&mut brain).and(&channel).for_each(|b, &v| *b |= v != 0.0);
+        Zip::from(&mut brain)
+            .and(&channel)
+            .for_each(|b, &v| *b |= v != 0.0);
     }
     for mut channel in image.axis_iter_mut(Axis(0)) {
-        let (mean, std) = mean_std(channel.iter().zip(brain.iter()).filter(|(_, &b)| b).map(|(&v, _)| v));
+        let (mean, std) = mean_std(
+            channel
+                .iter()
+                .zip(brain.iter())
+                .filter(|(_, &b)| b)
+                .map(|(&v, _)| v),
+        );
         Zip::from(&mut channel).and(&brain).for_each(|v, &inside| {
-            *v = if inside { standard_score(*v, mean, std) } else { 0.0 };
+            *v = if inside {
+                standard_score(*v, mean, std)
+            } else {
+                0.0
+            };
         });
     }
 }
 
 /// Population mean and standard deviation in f64 (two passes for accuracy); (0, 0) when empty.
 fn mean_std(values: impl Iterator<Item = f32> + Clone) -> (f64, f64) {
-    let (n, sum) = values.clone().fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v as f64));
+    let (n, sum) = values
+        .clone()
+        .fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v as f64));
     if n == 0 {
         return (0.0, 0.0);
     }
@@ -95,7 +109,11 @@ mod tests {
         let s = 3.5f64.sqrt();
         for (i, d) in [-2.0, -1.0, 0.0, 3.0].into_iter().enumerate() {
             assert!((image[[0, i / 2, i % 2, 0]] as f64 - d / s).abs() < 1e-6);
-            assert_eq!(image[[0, i / 2, i % 2, 1]], 0.0, "constant slice becomes zeros");
+            assert_eq!(
+                image[[0, i / 2, i % 2, 1]],
+                0.0,
+                "constant slice becomes zeros"
+            );
         }
     }
 
@@ -132,7 +150,10 @@ mod tests {
         let s = (8.0f32 / 3.0).sqrt();
         let expected0 = [0.0, 2.0 / s, -2.0 / s, 0.0];
         for i in 0..4 {
-            assert!((image[[0, i, 0, 0]] - expected0[i]).abs() < 1e-6, "voxel {i}");
+            assert!(
+                (image[[0, i, 0, 0]] - expected0[i]).abs() < 1e-6,
+                "voxel {i}"
+            );
         }
         // Channel 1 is constant 5 over the brain: centred to 0, background stays 0.
         assert!(image.index_axis(Axis(0), 1).iter().all(|&v| v == 0.0));

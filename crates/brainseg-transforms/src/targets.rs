@@ -46,14 +46,18 @@ pub fn one_hot_classes(label: ArrayView3<u8>) -> Array4<f32> {
 /// BraTS region channels WT = {1,2,3}, TC = {2,3}, ET = {3} (MSD numbering in, 0/1 out).
 pub fn region_targets(label: ArrayView3<u8>) -> Array4<f32> {
     // Region c holds the labels >= c + 1 among 1..=3: WT >= 1, TC >= 2, ET >= 3.
-    encode_with(label, |channel, value| (1..=3).contains(&value) && value as usize > channel)
+    encode_with(label, |channel, value| {
+        (1..=3).contains(&value) && value as usize > channel
+    })
 }
 
 fn encode_with(label: ArrayView3<u8>, member: impl Fn(usize, u8) -> bool) -> Array4<f32> {
     let (x, y, z) = label.dim();
     let mut target = Array4::<f32>::zeros((3, x, y, z));
     for (channel, mut plane) in target.axis_iter_mut(Axis(0)).enumerate() {
-        Zip::from(&mut plane).and(&label).for_each(|t, &value| *t = member(channel, value) as u8 as f32);
+        Zip::from(&mut plane)
+            .and(&label)
+            .for_each(|t, &value| *t = member(channel, value) as u8 as f32);
     }
     target
 }
@@ -70,7 +74,9 @@ mod tests {
     #[test]
     fn classes_are_one_hot_without_background() {
         let t = one_hot_classes(labels_0_to_4().view());
-        let got: Vec<Vec<f32>> = (0..3).map(|c| t.index_axis(Axis(0), c).iter().copied().collect()).collect();
+        let got: Vec<Vec<f32>> = (0..3)
+            .map(|c| t.index_axis(Axis(0), c).iter().copied().collect())
+            .collect();
         assert_eq!(got[0], vec![0., 1., 0., 0., 0.]);
         assert_eq!(got[1], vec![0., 0., 1., 0., 0.]);
         assert_eq!(got[2], vec![0., 0., 0., 1., 0.]);
@@ -79,7 +85,9 @@ mod tests {
     #[test]
     fn regions_are_nested() {
         let t = Targets::Regions.encode(labels_0_to_4().view());
-        let got: Vec<Vec<f32>> = (0..3).map(|c| t.index_axis(Axis(0), c).iter().copied().collect()).collect();
+        let got: Vec<Vec<f32>> = (0..3)
+            .map(|c| t.index_axis(Axis(0), c).iter().copied().collect())
+            .collect();
         assert_eq!(got[0], vec![0., 1., 1., 1., 0.], "WT = 1,2,3");
         assert_eq!(got[1], vec![0., 0., 1., 1., 0.], "TC = 2,3");
         assert_eq!(got[2], vec![0., 0., 0., 1., 0.], "ET = 3");

@@ -1,5 +1,6 @@
 //! Bringing voxel arrays to the closest canonical (RAS+) orientation and back, as nibabel's
 //! `as_closest_canonical` does: only axis permutations and flips, never resampling.
+#![allow(clippy::needless_range_loop)] // 3x3 and 4x4 matrix arithmetic reads best indexed.
 use ndarray::{Array3, Array4, ArrayView, Axis, Dimension};
 
 /// How the canonical array relates to the source array: canonical axis `i` is source axis
