@@ -6,8 +6,9 @@ into the reference model (parameter names mapped, no conversion of shapes needed
 the same input and compares with the outputs the Rust side wrote. Exits 1 if the relative error
 (max |torch - rust| / max |rust|) of the logits or the probabilities reaches 1e-4.
 
-Usage: compare_torch.py DIR [--bench /work/shared/bench]
-Needs only torch (the safetensors files are parsed here).
+Usage: compare_torch.py DIR [--bench /work/shared/bench]   (--bench: the folder of torch_unet3d.py)
+Needs only torch (the safetensors files are parsed here); the GPU machine's python3 has it.
+Checked: base 8 and 16 (depth 4) on 1x4x32x32x16, relative error 2e-6 (logits), 4e-7 (probabilities).
 """
 import argparse
 import json

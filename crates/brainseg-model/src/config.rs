@@ -99,7 +99,10 @@ impl UNet3dConfig {
         } else if self.base_filters == 0 {
             "base_filters must be at least 1".to_string()
         } else if self.targets == Targets::Regions && self.out_classes != 3 {
-            format!("targets = regions needs out_classes = 3 (WT, TC, ET), got {}", self.out_classes)
+            format!(
+                "targets = regions needs out_classes = 3 (WT, TC, ET), got {}",
+                self.out_classes
+            )
         } else {
             return Ok(());
         };

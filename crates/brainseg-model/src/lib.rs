@@ -13,11 +13,14 @@ pub mod summary;
 pub mod unet;
 
 pub use burn::tensor::Device;
-
+pub use checkpoint::{
+    load_checkpoint, read_checkpoint_config, read_metadata, save_checkpoint,
+    save_checkpoint_with_metadata, StorageDtype, CHECKPOINT_FORMAT_VERSION,
+};
 pub use config::{Normalisation, OutputActivation, Targets, UNet3dConfig, Upsampling};
-
-
-
+pub use loss::{bce_with_logits, dice_bce_loss, dice_coefficient, soft_dice_loss, SEED_EPSILON};
+pub use predict::predict_batch;
+pub use summary::{summary, LayerRow, ModelSummary};
 pub use unet::UNet3d;
 
 /// burn's pure-Rust CPU backend.

@@ -91,13 +91,20 @@ impl Initialiser<'_> {
 
     fn conv(&mut self, channels_in: usize, channels_out: usize, kernel: usize) -> Conv3d {
         let taps = kernel * kernel * kernel;
-        let weight = self.glorot(channels_out * channels_in * taps, channels_in * taps, channels_out * taps);
+        let weight = self.glorot(
+            channels_out * channels_in * taps,
+            channels_in * taps,
+            channels_out * taps,
+        );
         Conv3d {
             weight: Param::from_data(
                 TensorData::new(weight, [channels_out, channels_in, kernel, kernel, kernel]),
                 self.device,
             ),
-            bias: Some(Param::from_data(TensorData::zeros::<f32, _>([channels_out]), self.device)),
+            bias: Some(Param::from_data(
+                TensorData::zeros::<f32, _>([channels_out]),
+                self.device,
+            )),
             stride: [1; 3],
             kernel_size: [kernel; 3],
             dilation: [1; 3],
@@ -111,8 +118,14 @@ impl Initialiser<'_> {
         let taps = 8;
         let weight = self.glorot(channels * channels * taps, channels * taps, channels * taps);
         ConvTranspose3d {
-            weight: Param::from_data(TensorData::new(weight, [channels, channels, 2, 2, 2]), self.device),
-            bias: Some(Param::from_data(TensorData::zeros::<f32, _>([channels]), self.device)),
+            weight: Param::from_data(
+                TensorData::new(weight, [channels, channels, 2, 2, 2]),
+                self.device,
+            ),
+            bias: Some(Param::from_data(
+                TensorData::zeros::<f32, _>([channels]),
+                self.device,
+            )),
             stride: [2; 3],
             kernel_size: [2; 3],
             dilation: [1; 3],
@@ -126,19 +139,31 @@ impl Initialiser<'_> {
     fn norm(&self, channels: usize) -> Option<Norm> {
         match self.normalisation {
             Normalisation::None => None,
-            Normalisation::Batch => Some(Norm::Batch(BatchNormConfig::new(channels).init(self.device))),
-            Normalisation::Instance => {
-                Some(Norm::Instance(InstanceNormConfig::new(channels).init(self.device)))
-            }
+            Normalisation::Batch => Some(Norm::Batch(
+                BatchNormConfig::new(channels).init(self.device),
+            )),
+            Normalisation::Instance => Some(Norm::Instance(
+                InstanceNormConfig::new(channels).init(self.device),
+            )),
         }
     }
 
-    fn double_conv(&mut self, channels_in: usize, middle: usize, channels_out: usize) -> DoubleConv {
+    fn double_conv(
+        &mut self,
+        channels_in: usize,
+        middle: usize,
+        channels_out: usize,
+    ) -> DoubleConv {
         let conv1 = self.conv(channels_in, middle, 3);
         let norm1 = self.norm(middle);
         let conv2 = self.conv(middle, channels_out, 3);
         let norm2 = self.norm(channels_out);
-        DoubleConv { conv1, norm1, conv2, norm2 }
+        DoubleConv {
+            conv1,
+            norm1,
+            conv2,
+            norm2,
+        }
     }
 }
 
@@ -169,7 +194,13 @@ impl UNet3d {
             channels = skip;
         }
         let head = init.conv(channels, config.out_classes, 1);
-        Ok(UNet3d { encoders, ups, decoders, head, config: config.clone() })
+        Ok(UNet3d {
+            encoders,
+            ups,
+            decoders,
+            head,
+            config: config.clone(),
+        })
     }
 
     pub fn config(&self) -> &UNet3dConfig {
@@ -225,11 +256,14 @@ mod tests {
     use crate::config::{Normalisation, Targets};
 
     fn small(base_filters: usize) -> UNet3dConfig {
-        UNet3dConfig { base_filters, ..UNet3dConfig::default() }
+        UNet3dConfig {
+            base_filters,
+            ..UNet3dConfig::default()
+        }
     }
 
     fn values(tensor: Tensor<5>) -> Vec<f32> {
-        tensor.into_data().to_vec::<f32>().unwrap()
+        tensor.into_data().try_to_vec::<f32>().unwrap()
     }
 
     #[test]
@@ -243,12 +277,22 @@ mod tests {
         // depth 2, base 2, 1 input, 1 class, nearest: encoder 1->2->4, 4->4->8 (3x3x3 convs);
         // decoder (8+4)->4->4; head 4->1.
         let conv = |i: usize, o: usize| i * o * 27 + o;
-        let expected = conv(1, 2) + conv(2, 4) + conv(4, 4) + conv(4, 8) + conv(12, 4) + conv(4, 4) + (4 + 1);
-        let config = UNet3dConfig { in_channels: 1, out_classes: 1, depth: 2, base_filters: 2, ..UNet3dConfig::default() };
+        let expected =
+            conv(1, 2) + conv(2, 4) + conv(4, 4) + conv(4, 8) + conv(12, 4) + conv(4, 4) + (4 + 1);
+        let config = UNet3dConfig {
+            in_channels: 1,
+            out_classes: 1,
+            depth: 2,
+            base_filters: 2,
+            ..UNet3dConfig::default()
+        };
         let model = UNet3d::new(&config, 0, &Device::flex()).unwrap();
         assert_eq!(model.num_params(), expected);
         // A transposed conv 8->8 (k2) adds 8*8*8 + 8.
-        let transposed = UNet3dConfig { upsampling: Upsampling::TransposedConv, ..config };
+        let transposed = UNet3dConfig {
+            upsampling: Upsampling::TransposedConv,
+            ..config
+        };
         let model = UNet3d::new(&transposed, 0, &Device::flex()).unwrap();
         assert_eq!(model.num_params(), expected + 8 * 8 * 8 + 8);
     }
@@ -257,7 +301,11 @@ mod tests {
     fn seed_patch_size_gives_per_class_probabilities() {
         let device = Device::flex();
         let model = UNet3d::new(&small(2), 1, &device).unwrap();
-        let input = Tensor::<5>::random([1, 4, 160, 160, 16], burn::tensor::Distribution::Default, &device);
+        let input = Tensor::<5>::random(
+            [1, 4, 160, 160, 16],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
         let output = model.forward(input).unwrap();
         assert_eq!(output.dims(), [1, 3, 160, 160, 16]);
         let probabilities = values(output);
@@ -281,7 +329,11 @@ mod tests {
                 ..UNet3dConfig::default()
             };
             let model = UNet3d::new(&config, 1, &device).unwrap();
-            let input = Tensor::<5>::random([2, 4, 8, 12, 4], burn::tensor::Distribution::Default, &device);
+            let input = Tensor::<5>::random(
+                [2, 4, 8, 12, 4],
+                burn::tensor::Distribution::Default,
+                &device,
+            );
             assert_eq!(model.forward(input).unwrap().dims(), [2, 3, 8, 12, 4]);
         }
     }
@@ -290,9 +342,13 @@ mod tests {
     fn invalid_sizes_are_errors_before_running() {
         let device = Device::flex();
         let model = UNet3d::new(&small(2), 1, &device).unwrap();
-        let err = model.forward(Tensor::zeros([1, 4, 160, 160, 12], &device)).unwrap_err();
+        let err = model
+            .forward(Tensor::zeros([1, 4, 160, 160, 12], &device))
+            .unwrap_err();
         assert!(err.to_string().contains("multiple of 8"), "{err}");
-        let err = model.forward(Tensor::zeros([1, 3, 16, 16, 16], &device)).unwrap_err();
+        let err = model
+            .forward(Tensor::zeros([1, 3, 16, 16, 16], &device))
+            .unwrap_err();
         assert!(err.to_string().contains("4 input channels"), "{err}");
     }
 
@@ -300,9 +356,19 @@ mod tests {
     fn invalid_configs_are_errors() {
         let device = Device::flex();
         for config in [
-            UNet3dConfig { depth: 0, ..UNet3dConfig::default() },
-            UNet3dConfig { base_filters: 0, ..UNet3dConfig::default() },
-            UNet3dConfig { out_classes: 2, targets: Targets::Regions, ..UNet3dConfig::default() },
+            UNet3dConfig {
+                depth: 0,
+                ..UNet3dConfig::default()
+            },
+            UNet3dConfig {
+                base_filters: 0,
+                ..UNet3dConfig::default()
+            },
+            UNet3dConfig {
+                out_classes: 2,
+                targets: Targets::Regions,
+                ..UNet3dConfig::default()
+            },
         ] {
             assert!(UNet3d::new(&config, 0, &device).is_err());
         }
@@ -314,26 +380,60 @@ mod tests {
         let a = UNet3d::new(&small(2), 7, &device).unwrap();
         let b = UNet3d::new(&small(2), 7, &device).unwrap();
         let c = UNet3d::new(&small(2), 8, &device).unwrap();
-        let weights = |m: &UNet3d| m.encoders[1].conv2.weight.val().into_data().to_vec::<f32>().unwrap();
+        let weights = |m: &UNet3d| {
+            m.encoders[1]
+                .conv2
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
         assert_eq!(weights(&a), weights(&b));
         assert_ne!(weights(&a), weights(&c));
         // encoders.1.conv2: 4 -> 8 channels, 3x3x3: bound sqrt(6 / (4*27 + 8*27)).
         let bound = (6.0f32 / (12.0 * 27.0)).sqrt();
         let w = weights(&a);
         assert!(w.iter().all(|v| v.abs() <= bound));
-        assert!(w.iter().any(|v| v.abs() > 0.9 * bound), "uses the full range");
-        let bias = a.encoders[1].conv2.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+        assert!(
+            w.iter().any(|v| v.abs() > 0.9 * bound),
+            "uses the full range"
+        );
+        let bias = a.encoders[1]
+            .conv2
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(bias, vec![0.0; 8]);
     }
 
     #[test]
     fn gradients_reach_every_parameter() {
         let device = Device::flex().autodiff();
-        let config = UNet3dConfig { depth: 2, base_filters: 2, ..UNet3dConfig::default() };
+        let config = UNet3dConfig {
+            depth: 2,
+            base_filters: 2,
+            ..UNet3dConfig::default()
+        };
         let model = UNet3d::new(&config, 3, &device).unwrap();
-        let input = Tensor::<5>::random([1, 4, 4, 4, 2], burn::tensor::Distribution::Default, &device);
+        let input = Tensor::<5>::random(
+            [1, 4, 4, 4, 2],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
         let grads = model.forward(input).unwrap().sum().backward();
         assert!(model.encoders[0].conv1.weight.val().grad(&grads).is_some());
-        assert!(model.head.bias.as_ref().unwrap().val().grad(&grads).is_some());
+        assert!(model
+            .head
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .grad(&grads)
+            .is_some());
     }
 }
