@@ -116,11 +116,9 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn read_dtype(path: &std::path::Path) -> String {
-    nifti::NiftiHeader::from_file(path)
-        .ok()
-        .and_then(|h| h.data_type().ok())
-        .map(|t| format!("{t:?}").to_lowercase())
-        .unwrap_or_else(|| "unknown".into())
+    brainseg_volume::nifti_io::read_header(path)
+        .map(|h| brainseg_volume::nifti_io::dtype_name(&h))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn print_table(report: &Report) {
@@ -136,14 +134,14 @@ fn print_table(report: &Report) {
     if !report.volumes.is_empty() {
         println!();
         println!(
-            "{:<10} {:<16} {:<8} {:<20} {:<6} {:>12} {:>12} {:>14}",
+            "{:<10} {:<16} {:<8} {:<24} {:<6} {:>12} {:>12} {:>14}",
             "volume", "shape", "dtype", "spacing (mm)", "orient", "min", "max", "mean (nonzero)"
         );
         for v in &report.volumes {
             let shape = v.shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x");
             let spacing = format!("{:.3} x {:.3} x {:.3}", v.spacing_mm[0], v.spacing_mm[1], v.spacing_mm[2]);
             println!(
-                "{:<10} {:<16} {:<8} {:<20} {:<6} {:>12.4} {:>12.4} {:>14.4}",
+                "{:<10} {:<16} {:<8} {:<24} {:<6} {:>12.4} {:>12.4} {:>14.4}",
                 v.name, shape, v.dtype, spacing, v.orientation, v.min, v.max, v.mean_nonzero
             );
         }

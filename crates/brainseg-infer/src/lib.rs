@@ -13,6 +13,10 @@ pub use tiling::{
     gaussian_importance, predict_probabilities, tile_starts, InferenceConfig, Tiling,
 };
 
+/// Checkpoint metadata key holding the [`InferenceConfig`] (tile size, standardisation) a model was
+/// trained with, so prediction preprocesses exactly as training did.
+pub const CHECKPOINT_METADATA_KEY: &str = "brainseg.inference";
+
 /// A model that maps a batch of standardised patches to per-channel sigmoid probabilities.
 pub trait PatchPredictor {
     /// Number of output channels K.

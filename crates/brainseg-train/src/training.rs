@@ -1,7 +1,10 @@
 //! The training loop: Adam on a UNet3d, one validation pass per epoch, atomic checkpoints, exact resume.
 use crate::data::{open_volumes, Batch, PatchSource, SamplingConfig};
 use anyhow::{bail, Context, Result};
-use brainseg_model::{checkpoint, loss, Device, Targets, UNet3d, UNet3dConfig};
+use brainseg_infer::{InferenceConfig, CHECKPOINT_METADATA_KEY};
+use brainseg_model::checkpoint::{self, StorageDtype};
+use brainseg_model::{loss, Device, Targets, UNet3d, UNet3dConfig};
+use brainseg_visualize::{training_curves, Series};
 use brainseg_volume::{Dataset, Split};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Tensor, TensorData};
@@ -133,9 +136,10 @@ fn validate(model: &UNet3d, batches: &[Batch], config: &TrainConfig, device: &De
     let targets = config.model.targets;
     for batch in batches {
         let probs = brainseg_model::predict::predict_batch(model, batch.images.view(), device)?;
-        let p = to_tensor(&probs, device);
-        let t = to_tensor(&batch.targets, device);
-        loss_sum += loss::soft_dice_loss(p, t, loss::SEED_EPSILON).into_scalar().elem::<f64>();
+        let plain = device.clone().without_autodiff();
+        let p = to_tensor(&probs, &plain);
+        let t = to_tensor(&batch.targets, &plain);
+        loss_sum += loss::soft_dice_loss(p, t, loss::SEED_EPSILON).into_scalar::<f32>() as f64;
         for b in 0..probs.shape()[0] {
             let pred = labels_of(probs.index_axis(Axis(0), b), targets);
             let truth = labels_of(batch.targets.index_axis(Axis(0), b), targets);
@@ -175,14 +179,13 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
 }
 
 fn draw_curves(history: &[EpochRecord], path: &Path) -> Result<()> {
-    let x: Vec<f64> = history.iter().map(|r| r.epoch as f64).collect();
     let series = vec![
         ("train loss".to_string(), history.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
         ("valid soft Dice loss".to_string(), history.iter().map(|r| r.valid_loss).collect()),
         ("valid Dice (mean WT/TC/ET)".to_string(), history.iter().map(|r| r.dice_mean).collect()),
     ];
-    let png = brainseg_visualize::curves::curves_png(&x, &series, "epoch", "Training curves")?;
-    write_atomic(path, &png)
+    let series: Vec<Series> = series.into_iter().map(|(name, values)| Series::from_epochs(name, &values)).collect();
+    write_atomic(path, &training_curves("Training curves", &series, 900, 500).to_png())
 }
 
 /// Save weights, optimizer and progress as one unit: written to `checkpoint.tmp/`, then swapped in.
@@ -190,7 +193,7 @@ fn save_checkpoint(run: &Path, model: &UNet3d, optim: &ModuleOptimizer, progress
     let tmp = run.join("checkpoint.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    checkpoint::save(model, &tmp.join("model.safetensors"), checkpoint::Precision::F32)?;
+    checkpoint::save_checkpoint(model, &tmp.join("model.safetensors"), StorageDtype::F32)?;
     optim.save(tmp.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot save optimizer state: {e:?}", tmp.display()))?;
     fs::write(tmp.join("progress.json"), serde_json::to_vec_pretty(progress)?)?;
     let current = run.join(CHECKPOINT);
@@ -205,7 +208,7 @@ fn save_checkpoint(run: &Path, model: &UNet3d, optim: &ModuleOptimizer, progress
 }
 
 /// Train from scratch (`resume = false`, `out` must not hold a run) or continue the run in `out`.
-pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_event: impl FnMut(TrainEvent)) -> Result<Vec<EpochRecord>> {
+pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_event: impl FnMut(TrainEvent) + Send) -> Result<Vec<EpochRecord>> {
     let resuming = config.is_none();
     let config: TrainConfig = match config {
         Some(c) => {
@@ -253,7 +256,7 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
     let mut optim = AdamConfig::new().init();
     let (mut model, mut progress) = if resuming && out.join(CHECKPOINT).exists() {
         let ckpt = out.join(CHECKPOINT);
-        let model = checkpoint::load(&ckpt.join("model.safetensors"), device)?;
+        let model = checkpoint::load_checkpoint(&ckpt.join("model.safetensors"), Some(&config.model), device)?;
         optim = optim.load(ckpt.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read optimizer state: {e:?}", ckpt.display()))?;
         let progress: Progress = serde_json::from_slice(&fs::read(ckpt.join("progress.json"))?)?;
         (model, progress)
@@ -269,7 +272,7 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
         for step in 0..steps {
             let batch = batches.recv().context("the sampler thread stopped")??;
             let loss = compute_loss(config.loss, &model, &batch, device)?;
-            let value = loss.clone().into_scalar().elem::<f64>();
+            let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 bail!("epoch {epoch} step {}: the loss is {value}; lower the learning rate", step + 1);
             }
@@ -279,7 +282,7 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
             on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss: value });
         }
         on_event(TrainEvent::Validating { epoch });
-        let (valid_loss, o) = validate(&model.valid(), &valid_batches, &config, &device.inner())?;
+        let (valid_loss, o) = validate(&model, &valid_batches, &config, device)?;
         let regions: Vec<f64> = [o[3].dice(), o[4].dice(), o[5].dice()].into_iter().flatten().collect();
         let record = EpochRecord {
             epoch,
@@ -296,9 +299,14 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
         };
         if record.dice_mean > progress.best_dice {
             progress.best_dice = record.dice_mean;
-            let tmp = out.join("best.safetensors.tmp");
-            checkpoint::save(&model, &tmp, checkpoint::Precision::F32)?;
-            fs::rename(&tmp, out.join("best.safetensors"))?;
+            // The best model carries the tile size and standardisation prediction must use.
+            let inference = InferenceConfig {
+                tile: config.sampling.patch.size,
+                standardization: config.sampling.standardization,
+                ..InferenceConfig::default()
+            };
+            let metadata = serde_json::to_string(&inference)?;
+            checkpoint::save_checkpoint_with_metadata(&model, &out.join("best.safetensors"), StorageDtype::F32, &[(CHECKPOINT_METADATA_KEY, metadata.as_str())])?;
         }
         progress.history.push(record.clone());
         progress.epochs_done = epoch;
