@@ -71,7 +71,7 @@ pub fn run(args: Args) -> Result<()> {
         resume: None,
         patch: args.patch.clone(),
         batch_size: 2,
-        epochs: args.epochs,
+        epochs: Some(args.epochs),
         steps_per_epoch: args.steps_per_epoch,
         valid_patches: 2,
         learning_rate: 3e-3,

@@ -3,10 +3,12 @@ use anyhow::Result;
 use brainseg_model::Device;
 use clap::{Parser, Subcommand};
 
+mod bench_gpu;
 mod convert;
 mod demo;
 mod evaluate;
 mod info;
+mod model;
 mod model_io;
 mod predict;
 pub(crate) mod progress;
@@ -37,8 +39,13 @@ pub enum Command {
     Evaluate(evaluate::Args),
     /// Draw a case: labelled slice grid, GIF, patch view, ground truth beside prediction.
     Show(show::Args),
+    /// The U-Net's layer table, parameter count and GFLOP per patch.
+    Model(model::Args),
     /// Write a self-contained HTML page for a run or a prediction folder.
     Report(report::Args),
+    /// Time training steps and inference of a U-Net on a device, or check it against the CPU (JSON).
+    #[command(hide = true)]
+    BenchGpu(bench_gpu::Args),
 }
 
 /// Where the model runs.
@@ -53,6 +60,9 @@ pub enum Backend {
 pub fn device(backend: Backend) -> Result<Device> {
     match backend {
         Backend::Cpu => Ok(brainseg_model::cpu_device()),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => Ok(brainseg_model::cuda_device()?),
+        #[cfg(not(feature = "cuda"))]
         Backend::Cuda => anyhow::bail!("this brainseg was built without GPU support; rebuild with `cargo build --release --features cuda`"),
     }
 }
@@ -81,5 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Show(args) => show::run(args),
         Command::Report(args) => report::run(args),
+        Command::Model(args) => model::run(args),
+        Command::BenchGpu(args) => bench_gpu::run(args),
     }
 }

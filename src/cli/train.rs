@@ -47,8 +47,9 @@ pub struct Args {
     pub patch: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Epochs in total [default: 10]; with --resume, extends a finished run to this many.
+    #[arg(long)]
+    pub epochs: Option<usize>,
     #[arg(long, default_value_t = 20)]
     pub steps_per_epoch: usize,
     /// Validation patches drawn from each validation case.
@@ -124,7 +125,8 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
         augment: if args.no_augment { AugmentConfig::off() } else { AugmentConfig::default() },
         batch_size: args.batch_size,
     };
-    if args.batch_size == 0 || args.epochs == 0 || args.steps_per_epoch == 0 {
+    let epochs = args.epochs.unwrap_or(10);
+    if args.batch_size == 0 || epochs == 0 || args.steps_per_epoch == 0 {
         bail!("--batch-size, --epochs and --steps-per-epoch must be at least 1");
     }
     if !(args.learning_rate > 0.0 && args.learning_rate.is_finite()) {
@@ -134,7 +136,7 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
         data,
         model,
         sampling,
-        epochs: args.epochs,
+        epochs,
         steps_per_epoch: args.steps_per_epoch,
         valid_patches_per_case: args.valid_patches,
         learning_rate: args.learning_rate,
@@ -185,7 +187,12 @@ pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend:
 
 pub fn run(args: Args) -> Result<()> {
     let (config, out) = match &args.resume {
-        Some(run) => (None, run.clone()),
+        Some(run) => {
+            if let Some(epochs) = args.epochs {
+                brainseg_train::training::set_epochs(run, epochs)?;
+            }
+            (None, run.clone())
+        }
         None => (Some(config_from(&args)?), args.out.clone().expect("required by clap")),
     };
     let history = run_training(config, &out, args.backend)?;

@@ -254,8 +254,9 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
 
     // Model and optimizer: fresh from the seed, or as the last checkpoint left them.
     let mut optim = AdamConfig::new().init();
-    let (mut model, mut progress) = if resuming && out.join(CHECKPOINT).exists() {
-        let ckpt = out.join(CHECKPOINT);
+    // A kill between the two renames of save_checkpoint leaves only checkpoint.old: use it.
+    let last_checkpoint = [out.join(CHECKPOINT), out.join("checkpoint.old")].into_iter().find(|p| p.join("progress.json").is_file());
+    let (mut model, mut progress) = if let (true, Some(ckpt)) = (resuming, last_checkpoint) {
         let model = checkpoint::load_checkpoint(&ckpt.join("model.safetensors"), Some(&config.model), device)?;
         optim = optim.load(ckpt.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read optimizer state: {e:?}", ckpt.display()))?;
         let progress: Progress = serde_json::from_slice(&fs::read(ckpt.join("progress.json"))?)?;
@@ -316,4 +317,13 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
         on_event(TrainEvent::Epoch(&record));
     }
     Ok(progress.history)
+}
+
+/// Change how many epochs a run has in total (to continue a finished run with `--resume`).
+pub fn set_epochs(run: &Path, epochs: usize) -> Result<()> {
+    let path = run.join("config.json");
+    let bytes = fs::read(&path).with_context(|| format!("{}: no run here (config.json missing)", run.display()))?;
+    let mut config: TrainConfig = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a brainseg run config", path.display()))?;
+    config.epochs = epochs;
+    write_atomic(&path, &serde_json::to_vec_pretty(&config)?)
 }
