@@ -1,14 +1,16 @@
 //! The training loop: Adam on a UNet3d, one validation pass per epoch, atomic checkpoints, exact resume.
 use crate::data::{open_volumes, Batch, PatchSource, SamplingConfig};
 use anyhow::{bail, Context, Result};
-use brainseg_infer::{InferenceConfig, CHECKPOINT_METADATA_KEY};
+use brainseg_infer::{decode_labels, InferenceConfig, CHECKPOINT_METADATA_KEY};
 use brainseg_model::checkpoint::{self, StorageDtype};
-use brainseg_model::{loss, Device, Targets, UNet3d, UNet3dConfig};
+use brainseg_model::{loss, Device, UNet3d, UNet3dConfig};
 use brainseg_visualize::{training_curves, Series};
 use brainseg_volume::{Dataset, Split};
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
 use burn::tensor::{Tensor, TensorData};
-use ndarray::{Array5, ArrayView4, Axis};
+use ndarray::{Array5, Axis};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -108,32 +110,10 @@ impl Overlap {
     }
 }
 
-/// MSD labels from 3 channels: per-class channels or nested BraTS regions, thresholded at 0.5.
-fn labels_of(channels: ArrayView4<f32>, targets: Targets) -> ndarray::Array3<u8> {
-    channels.map_axis(Axis(0), |p| match targets {
-        Targets::Classes => {
-            let (best, value) = p.iter().enumerate().fold((0, 0.5f32), |acc, (c, &v)| if v > acc.1 { (c + 1, v) } else { acc });
-            let _ = value;
-            best as u8
-        }
-        Targets::Regions => {
-            if p[2] > 0.5 {
-                3
-            } else if p[1] > 0.5 {
-                2
-            } else if p[0] > 0.5 {
-                1
-            } else {
-                0
-            }
-        }
-    })
-}
-
 fn validate(model: &UNet3d, batches: &[Batch], config: &TrainConfig, device: &Device) -> Result<(f64, [Overlap; 6])> {
     let mut loss_sum = 0.0;
     let mut overlaps = [Overlap::default(); 6];
-    let targets = config.model.targets;
+    let targets = config.sampling.patch.targets;
     for batch in batches {
         let probs = brainseg_model::predict::predict_batch(model, batch.images.view(), device)?;
         let plain = device.clone().without_autodiff();
@@ -141,8 +121,8 @@ fn validate(model: &UNet3d, batches: &[Batch], config: &TrainConfig, device: &De
         let t = to_tensor(&batch.targets, &plain);
         loss_sum += loss::soft_dice_loss(p, t, loss::SEED_EPSILON).into_scalar::<f32>() as f64;
         for b in 0..probs.shape()[0] {
-            let pred = labels_of(probs.index_axis(Axis(0), b), targets);
-            let truth = labels_of(batch.targets.index_axis(Axis(0), b), targets);
+            let pred = decode_labels(probs.index_axis(Axis(0), b), targets, 0.5)?;
+            let truth = decode_labels(batch.targets.index_axis(Axis(0), b), targets, 0.5)?;
             for (&p, &t) in pred.iter().zip(truth.iter()) {
                 // Classes 1..3, then regions WT {1,2,3}, TC {2,3}, ET {3}.
                 let class_hits = [p == 1, p == 2, p == 3, p > 0, p >= 2, p == 3];
@@ -193,7 +173,8 @@ fn save_checkpoint(run: &Path, model: &UNet3d, optim: &ModuleOptimizer, progress
     let tmp = run.join("checkpoint.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    checkpoint::save_checkpoint(model, &tmp.join("model.safetensors"), StorageDtype::F32)?;
+    // burn's own record keeps the parameter ids the optimizer state is keyed by, so resume is exact.
+    model.clone().into_record().save(tmp.join("model.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot save the model: {e:?}", tmp.display()))?;
     optim.save(tmp.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot save optimizer state: {e:?}", tmp.display()))?;
     fs::write(tmp.join("progress.json"), serde_json::to_vec_pretty(progress)?)?;
     let current = run.join(CHECKPOINT);
@@ -225,6 +206,13 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
         }
     };
     config.model.validate()?;
+    let targets_agree = matches!(
+        (config.model.targets, config.sampling.patch.targets),
+        (brainseg_model::Targets::Classes, brainseg_transforms::Targets::Classes) | (brainseg_model::Targets::Regions, brainseg_transforms::Targets::Regions)
+    );
+    if !targets_agree {
+        bail!("{}: model.targets and sampling.patch.targets disagree", out.join("config.json").display());
+    }
     config.model.check_input([config.model.in_channels, config.sampling.patch.size[0], config.sampling.patch.size[1], config.sampling.patch.size[2]])?;
 
     // Data: seed patch folders (config.json + train/ + valid/) or a dataset of whole cases.
@@ -257,7 +245,10 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
     // A kill between the two renames of save_checkpoint leaves only checkpoint.old: use it.
     let last_checkpoint = [out.join(CHECKPOINT), out.join("checkpoint.old")].into_iter().find(|p| p.join("progress.json").is_file());
     let (mut model, mut progress) = if let (true, Some(ckpt)) = (resuming, last_checkpoint) {
-        let model = checkpoint::load_checkpoint(&ckpt.join("model.safetensors"), Some(&config.model), device)?;
+        let record = ModuleRecord::load(ckpt.join("model.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", ckpt.display()))?;
+        let model = UNet3d::new(&config.model, config.seed, device)?
+            .try_load_record(record)
+            .map_err(|e| anyhow::anyhow!("{}: checkpoint does not fit the run's model: {e:?}", ckpt.display()))?;
         optim = optim.load(ckpt.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read optimizer state: {e:?}", ckpt.display()))?;
         let progress: Progress = serde_json::from_slice(&fs::read(ckpt.join("progress.json"))?)?;
         (model, progress)

@@ -61,7 +61,7 @@ fn same_seed_same_curve_and_resume_continues_exactly() {
     assert_eq!(resumed[1].valid_loss, straight[1].valid_loss);
 
     // The run folder holds what a user looks at.
-    for file in ["config.json", "split.json", "metrics.csv", "curves.png", "best.safetensors", "checkpoint/model.safetensors"] {
+    for file in ["config.json", "split.json", "metrics.csv", "curves.png", "best.safetensors", "checkpoint/model.bpk"] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
