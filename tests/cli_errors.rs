@@ -69,7 +69,11 @@ fn info_on_a_corrupt_gzip() {
 fn info_on_impossible_dims() {
     let dir = tempfile::tempdir().unwrap();
     // NIfTI-1 keeps dim[0..8] as little-endian i16 from byte 40.
-    for (k, value, problem) in [(0, 0i16, "dim[0] = 0"), (0, 9, "dim[0] = 9"), (2, -6, "dim[2] = -6")] {
+    for (k, value, problem) in [
+        (0, 0i16, "dim[0] = 0"),
+        (0, 9, "dim[0] = 9"),
+        (2, -6, "dim[2] = -6"),
+    ] {
         let file = dir.path().join(format!("dims_{k}_{value}.nii"));
         write_volume(&file, [8, 6, 4], 0);
         let mut bytes = std::fs::read(&file).unwrap();
@@ -85,7 +89,13 @@ fn info_on_image_and_label_of_different_shapes() {
     let case = write_brats_case(dir.path(), "Brats_test_1", [8, 6, 4]);
     let seg = case.join("Brats_test_1_seg.nii.gz");
     write_label(&seg, &brats_label([8, 6, 5]), &geometry([8, 6, 5])).unwrap();
-    assert_one_line_error(&info(&case), &[&show(&seg), "label shape 8x6x5 differs from the image shape 8x6x4"]);
+    assert_one_line_error(
+        &info(&case),
+        &[
+            &show(&seg),
+            "label shape 8x6x5 differs from the image shape 8x6x4",
+        ],
+    );
 }
 
 #[test]
@@ -94,7 +104,14 @@ fn info_on_modalities_of_different_shapes() {
     let case = write_brats_case(dir.path(), "Brats_test_1", [8, 6, 4]);
     let t2 = case.join("Brats_test_1_t2.nii.gz");
     write_volume(&t2, [8, 7, 4], 3);
-    assert_one_line_error(&info(&case), &[&show(&t2), "T2w image (8x7x4", "does not match the FLAIR image (8x6x4"]);
+    assert_one_line_error(
+        &info(&case),
+        &[
+            &show(&t2),
+            "T2w image (8x7x4",
+            "does not match the FLAIR image (8x6x4",
+        ],
+    );
 }
 
 #[test]
@@ -134,7 +151,11 @@ fn predict_with_a_missing_model() {
     let out = dir.path().join("predictions");
     let output = brainseg!("predict", "--input", &input, "--out", &out, "--model", &model);
     assert_one_line_error(&output, &[&show(&model), "cannot read the checkpoint"]);
-    assert!(!out.exists(), "predict created {} before failing", out.display());
+    assert!(
+        !out.exists(),
+        "predict created {} before failing",
+        out.display()
+    );
 }
 
 #[test]
@@ -146,23 +167,46 @@ fn predict_with_a_corrupt_model() {
     std::fs::write(&model, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}").unwrap();
     let out = dir.path().join("predictions");
     let output = brainseg!("predict", "--input", &input, "--out", &out, "--model", &model);
-    assert_one_line_error(&output, &[&show(&model), "not a valid safetensors checkpoint"]);
-    assert!(!out.exists(), "predict created {} before failing", out.display());
+    assert_one_line_error(
+        &output,
+        &[&show(&model), "not a valid safetensors checkpoint"],
+    );
+    assert!(
+        !out.exists(),
+        "predict created {} before failing",
+        out.display()
+    );
 }
 
 #[test]
 fn predict_on_a_three_channel_image() {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("tiny.safetensors");
-    let config = UNet3dConfig { depth: 2, base_filters: 2, ..UNet3dConfig::default() };
+    let config = UNet3dConfig {
+        depth: 2,
+        base_filters: 2,
+        ..UNet3dConfig::default()
+    };
     let model = UNet3d::new(&config, 0, &cpu_device()).unwrap();
     save_checkpoint(&model, &model_path, StorageDtype::F32).unwrap();
     let input = dir.path().join("three.nii.gz");
     write_four_channel_image(&input, 3);
     let out = dir.path().join("predictions");
-    let output = brainseg!("predict", "--input", &input, "--out", &out, "--model", &model_path);
+    let output = brainseg!(
+        "predict",
+        "--input",
+        &input,
+        "--out",
+        &out,
+        "--model",
+        &model_path
+    );
     assert_user_error(&output, &[&show(&input), "4 channels", "3 volumes"]);
-    assert_eq!(files_under(&out), Vec::<std::path::PathBuf>::new(), "predict left files behind");
+    assert_eq!(
+        files_under(&out),
+        Vec::<std::path::PathBuf>::new(),
+        "predict left files behind"
+    );
 }
 
 #[test]
@@ -170,12 +214,36 @@ fn evaluate_a_prediction_of_another_shape() {
     let dir = tempfile::tempdir().unwrap();
     let pred = dir.path().join("pred.nii.gz");
     let truth = dir.path().join("truth.nii.gz");
-    write_label(&pred, &Array3::from_elem([8, 6, 4], 1), &geometry([8, 6, 4])).unwrap();
-    write_label(&truth, &Array3::from_elem([8, 6, 5], 1), &geometry([8, 6, 5])).unwrap();
-    let (json, csv) = (dir.path().join("evaluation.json"), dir.path().join("evaluation.csv"));
-    let output = brainseg!("evaluate", "--pred", &pred, "--truth", &truth, "--json", &json, "--csv", &csv);
-    assert_user_error(&output, &[&show(&pred), &show(&truth), "shape [8, 6, 4] differs from the ground truth's [8, 6, 5]"]);
-    assert!(!json.exists() && !csv.exists(), "evaluate wrote a summary of no case");
+    write_label(
+        &pred,
+        &Array3::from_elem([8, 6, 4], 1),
+        &geometry([8, 6, 4]),
+    )
+    .unwrap();
+    write_label(
+        &truth,
+        &Array3::from_elem([8, 6, 5], 1),
+        &geometry([8, 6, 5]),
+    )
+    .unwrap();
+    let (json, csv) = (
+        dir.path().join("evaluation.json"),
+        dir.path().join("evaluation.csv"),
+    );
+    let output =
+        brainseg!("evaluate", "--pred", &pred, "--truth", &truth, "--json", &json, "--csv", &csv);
+    assert_user_error(
+        &output,
+        &[
+            &show(&pred),
+            &show(&truth),
+            "shape [8, 6, 4] differs from the ground truth's [8, 6, 5]",
+        ],
+    );
+    assert!(
+        !json.exists() && !csv.exists(),
+        "evaluate wrote a summary of no case"
+    );
 }
 
 #[test]
@@ -190,5 +258,47 @@ fn convert_of_a_dataset_with_a_broken_case() {
     let output = brainseg!("convert", &src, &out);
     assert_one_line_error(&output, &[&show(&seg), "unknown label value 7"]);
     // dataset.json is what makes a folder a dataset: it must not exist after a failed conversion.
-    assert!(!out.join("dataset.json").exists(), "a failed convert left a dataset.json");
+    assert!(
+        !out.join("dataset.json").exists(),
+        "a failed convert left a dataset.json"
+    );
+}
+
+#[test]
+fn train_with_a_patch_the_network_cannot_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_brats_case(&data, "Brats_a_1", [16, 16, 8]);
+    let run = dir.path().join("run");
+    // Depth 3 halves twice: every side must be a multiple of 4.
+    let output =
+        brainseg!("train", "--data", &data, "--out", &run, "--patch", "16,14,8", "--depth", "3");
+    assert_one_line_error(&output, &["16x14x8", "multiple of 4"]);
+    // Nothing is left that would make the corrected command fail with "already holds a run".
+    assert!(
+        !run.exists(),
+        "a refused training start left {}",
+        run.display()
+    );
+}
+
+#[test]
+fn show_with_a_point_outside_the_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = write_brats_case(dir.path(), "Brats_a_1", [16, 16, 8]);
+    let seg = case.join("Brats_a_1_seg.nii.gz");
+    let pictures = dir.path().join("pictures");
+    let output = brainseg!(
+        "show", "--input", &case, "--pred", &seg, "--labels", "brats", "--out", &pictures,
+        "--point", "3,16,2"
+    );
+    assert_one_line_error(
+        &output,
+        &["--point [3, 16, 2] is outside the volume [16, 16, 8]"],
+    );
+    assert_eq!(
+        files_under(&pictures),
+        Vec::<std::path::PathBuf>::new(),
+        "show drew pictures before failing"
+    );
 }

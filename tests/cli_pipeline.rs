@@ -26,17 +26,38 @@ fn info_json_label_counts_match_the_raw_segmentation() {
     let (raw, _) = read_label(&case.join("Brats18_2013_2_1_seg.nii.gz")).unwrap();
     let count = |v: u8| raw.iter().filter(|&&x| x == v).count() as u64;
     let expected = [count(0), count(2), count(1), count(4)];
-    assert_eq!(expected.iter().sum::<u64>(), 240 * 240 * 155, "the raw file holds a value outside 0, 1, 2, 4");
-    assert!(expected[1..].iter().all(|&n| n > 0), "this case has every tumour class");
+    assert_eq!(
+        expected.iter().sum::<u64>(),
+        240 * 240 * 155,
+        "the raw file holds a value outside 0, 1, 2, 4"
+    );
+    assert!(
+        expected[1..].iter().all(|&n| n > 0),
+        "this case has every tumour class"
+    );
 
     let labels = report["labels"].as_array().expect("labels");
-    let got: Vec<(u64, u64)> = labels.iter().map(|l| (l["label"].as_u64().unwrap(), l["voxels"].as_u64().unwrap())).collect();
-    assert_eq!(got, vec![(0, expected[0]), (1, expected[1]), (2, expected[2]), (3, expected[3])]);
+    let got: Vec<(u64, u64)> = labels
+        .iter()
+        .map(|l| (l["label"].as_u64().unwrap(), l["voxels"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, expected[0]),
+            (1, expected[1]),
+            (2, expected[2]),
+            (3, expected[3])
+        ]
+    );
 
     assert_eq!(report["layout"], "Brats");
     assert_eq!(report["cases"], serde_json::json!(["Brats18_2013_2_1"]));
     let volumes = report["volumes"].as_array().expect("volumes");
-    let names: Vec<&str> = volumes.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = volumes
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["FLAIR", "T1w", "T1Gd", "T2w"]);
     let flair = read_image(&case.join("Brats18_2013_2_1_flair.nii.gz")).unwrap();
     let flair_max = flair.data.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -69,12 +90,22 @@ fn convert_round_trip_keeps_every_voxel() {
         let after = converted.case(id).unwrap().load().unwrap();
         assert!(before.image == after.image, "{id}: image voxels changed");
         assert!(before.label == after.label, "{id}: label voxels changed");
-        assert_eq!(before.geometry.canonical_affine(), after.geometry.canonical_affine(), "{id}: geometry changed");
+        assert_eq!(
+            before.geometry.canonical_affine(),
+            after.geometry.canonical_affine(),
+            "{id}: geometry changed"
+        );
         // int16 sources stay int16 (lossless, half the size of float32).
-        assert_eq!(dtype_name(&read_header(&msd.join(format!("imagesTr/{id}.nii.gz"))).unwrap()), "int16");
+        assert_eq!(
+            dtype_name(&read_header(&msd.join(format!("imagesTr/{id}.nii.gz"))).unwrap()),
+            "int16"
+        );
         // labelsTr holds MSD numbering on disk: the raw BraTS 4 (enhancing) is 3 there.
         let (stored, _) = read_label(&msd.join(format!("labelsTr/{id}.nii.gz"))).unwrap();
-        assert!(stored.iter().all(|&v| v <= 3), "{id}: labelsTr is not in MSD numbering");
+        assert!(
+            stored.iter().all(|&v| v <= 3),
+            "{id}: labelsTr is not in MSD numbering"
+        );
     }
 }
 
@@ -121,87 +152,237 @@ fn assert_file(path: &Path) {
 fn train_predict_evaluate_show_report_on_synthetic_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = SyntheticConfig { shape: [32, 32, 16], ..SyntheticConfig::default() };
+    let config = SyntheticConfig {
+        shape: [32, 32, 16],
+        ..SyntheticConfig::default()
+    };
     let ids = write_dataset(&data, 3, &config, 11).unwrap();
 
     // Train: one tiny step.
     let run = dir.path().join("run");
-    brainseg_ok!("train", "--data", &data, "--out", &run, "--patch", "16,16,8", "--depth", "2", "--base-filters", "2",
-        "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--valid-patches", "1");
-    for file in ["config.json", "split.json", "metrics.csv", "curves.png", "best.safetensors"] {
+    brainseg_ok!(
+        "train",
+        "--data",
+        &data,
+        "--out",
+        &run,
+        "--patch",
+        "16,16,8",
+        "--depth",
+        "2",
+        "--base-filters",
+        "2",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "1",
+        "--valid-patches",
+        "1"
+    );
+    for file in [
+        "config.json",
+        "split.json",
+        "metrics.csv",
+        "curves.png",
+        "best.safetensors",
+    ] {
         assert_file(&run.join(file));
     }
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    assert_eq!(metrics.lines().count(), 2, "a header and one epoch:\n{metrics}");
+    assert_eq!(
+        metrics.lines().count(),
+        2,
+        "a header and one epoch:\n{metrics}"
+    );
     let model = run.join("best.safetensors");
 
     // Predict in MSD numbering with probabilities, then in BraTS numbering.
     let msd = dir.path().join("pred_msd");
-    brainseg_ok!("predict", "--input", &data, "--out", &msd, "--model", &model, "--probabilities");
+    brainseg_ok!(
+        "predict",
+        "--input",
+        &data,
+        "--out",
+        &msd,
+        "--model",
+        &model,
+        "--probabilities"
+    );
     let brats = dir.path().join("pred_brats");
-    brainseg_ok!("predict", "--input", &data, "--out", &brats, "--model", &model, "--labels", "brats");
+    brainseg_ok!(
+        "predict", "--input", &data, "--out", &brats, "--model", &model, "--labels", "brats"
+    );
     for id in &ids {
         let image = read_image(&data.join(format!("imagesTr/{id}.nii.gz"))).unwrap();
         let (msd_map, geometry) = read_label(&msd.join(format!("{id}.nii.gz"))).unwrap();
-        assert_eq!(msd_map.shape(), &image.data.shape()[1..], "{id}: label map shape");
+        assert_eq!(
+            msd_map.shape(),
+            &image.data.shape()[1..],
+            "{id}: label map shape"
+        );
         assert_eq!(geometry.source_shape, image.geometry.source_shape, "{id}");
-        assert_eq!(geometry.source_affine(), image.geometry.source_affine(), "{id}: label map affine");
-        assert_eq!(read_header(&msd.join(format!("{id}.nii.gz"))).unwrap().dim[0], 3);
-        assert!(msd_map.iter().all(|&v| v <= 3), "{id}: MSD map holds a value above 3");
+        assert_eq!(
+            geometry.source_affine(),
+            image.geometry.source_affine(),
+            "{id}: label map affine"
+        );
+        assert_eq!(
+            read_header(&msd.join(format!("{id}.nii.gz"))).unwrap().dim[0],
+            3
+        );
+        assert!(
+            msd_map.iter().all(|&v| v <= 3),
+            "{id}: MSD map holds a value above 3"
+        );
 
         let (brats_map, _) = read_label(&brats.join(format!("{id}.nii.gz"))).unwrap();
-        assert!(!brats_map.iter().any(|&v| v == 3), "{id}: a BraTS map holds 3");
-        assert_eq!(brats_map, msd_map.mapv(|v| LabelNumbering::Brats.from_msd(v)), "{id}: the two numberings disagree");
+        assert!(
+            !brats_map.iter().any(|&v| v == 3),
+            "{id}: a BraTS map holds 3"
+        );
+        assert_eq!(
+            brats_map,
+            msd_map.mapv(|v| LabelNumbering::Brats.from_msd(v)),
+            "{id}: the two numberings disagree"
+        );
 
         let probabilities = msd.join(format!("{id}_probabilities.nii.gz"));
         let header = read_header(&probabilities).unwrap();
-        assert_eq!((header.dim[0], header.dim[4]), (4, 3), "{id}: probabilities are 4-D with 3 channels");
+        assert_eq!(
+            (header.dim[0], header.dim[4]),
+            (4, 3),
+            "{id}: probabilities are 4-D with 3 channels"
+        );
         let maps = read_image(&probabilities).unwrap();
         assert_eq!(&maps.data.shape()[1..], &image.data.shape()[1..]);
-        assert_eq!(maps.geometry.source_affine(), image.geometry.source_affine());
-        assert!(maps.data.iter().all(|p| (0.0..=1.0).contains(p)), "{id}: a probability outside [0, 1]");
-        assert!(!brats.join(format!("{id}_probabilities.nii.gz")).exists(), "probabilities written without --probabilities");
+        assert_eq!(
+            maps.geometry.source_affine(),
+            image.geometry.source_affine()
+        );
+        assert!(
+            maps.data.iter().all(|p| (0.0..=1.0).contains(p)),
+            "{id}: a probability outside [0, 1]"
+        );
+        assert!(
+            !brats.join(format!("{id}_probabilities.nii.gz")).exists(),
+            "probabilities written without --probabilities"
+        );
     }
 
     // Evaluate: per-case whole-tumour Dice equals the one computed here.
     let evaluation = msd.join("evaluation.json");
-    brainseg_ok!("evaluate", "--pred", &msd, "--truth", &data, "--json", &evaluation);
+    brainseg_ok!(
+        "evaluate",
+        "--pred",
+        &msd,
+        "--truth",
+        &data,
+        "--json",
+        &evaluation
+    );
     let summary = json(&std::fs::read_to_string(&evaluation).unwrap());
     let cases = summary["cases"].as_array().unwrap();
-    assert_eq!(cases.iter().map(|c| c["case"].as_str().unwrap()).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        cases
+            .iter()
+            .map(|c| c["case"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ids
+    );
     for case in cases {
         let id = case["case"].as_str().unwrap();
         let (pred, _) = read_label(&msd.join(format!("{id}.nii.gz"))).unwrap();
         let (truth, _) = read_label(&data.join(format!("labelsTr/{id}.nii.gz"))).unwrap();
         let dice = case["metrics"]["whole_tumour"]["dice"].as_f64().unwrap();
-        assert!((dice - whole_tumour_dice(&pred, &truth)).abs() < 1e-9, "{id}: WT Dice {dice}");
+        assert!(
+            (dice - whole_tumour_dice(&pred, &truth)).abs() < 1e-9,
+            "{id}: WT Dice {dice}"
+        );
     }
     // The BraTS-numbered maps score the same once their numbering is given.
     let brats_json = brats.join("evaluation.json");
-    brainseg_ok!("evaluate", "--pred", &brats, "--pred-labels", "brats", "--truth", &data, "--json", &brats_json);
-    assert_eq!(json(&std::fs::read_to_string(&brats_json).unwrap())["cases"], summary["cases"]);
+    brainseg_ok!(
+        "evaluate",
+        "--pred",
+        &brats,
+        "--pred-labels",
+        "brats",
+        "--truth",
+        &data,
+        "--json",
+        &brats_json
+    );
+    assert_eq!(
+        json(&std::fs::read_to_string(&brats_json).unwrap())["cases"],
+        summary["cases"]
+    );
 
     // Show: the pictures, PNG files.
     let pictures = msd.join("pictures");
     let first = &ids[0];
-    brainseg_ok!("show", "--input", &data, "--case", first, "--pred", msd.join(format!("{first}.nii.gz")), "--out", &pictures, "--no-gif");
+    brainseg_ok!(
+        "show",
+        "--input",
+        &data,
+        "--case",
+        first,
+        "--pred",
+        msd.join(format!("{first}.nii.gz")),
+        "--out",
+        &pictures,
+        "--no-gif"
+    );
     for kind in ["grid", "patch", "comparison"] {
         let png = std::fs::read(pictures.join(format!("{first}_{kind}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{kind} is not a PNG");
     }
-    assert!(!pictures.join(format!("{first}_slices.gif")).exists(), "--no-gif wrote a GIF");
+    assert!(
+        !pictures.join(format!("{first}_slices.gif")).exists(),
+        "--no-gif wrote a GIF"
+    );
 
     // Report: the prediction folder (evaluation + pictures) and the run (config + curves).
     brainseg_ok!("report", &msd);
     let page = std::fs::read_to_string(msd.join("report.html")).unwrap();
-    assert!(page.contains("Evaluation") && page.contains(&format!("{first}_comparison.png")), "prediction report lacks sections");
-    assert_eq!(page.matches("data:image/png;base64,").count(), 3, "the three pictures are embedded");
+    assert!(
+        page.contains("Evaluation") && page.contains(&format!("{first}_comparison.png")),
+        "prediction report lacks sections"
+    );
+    assert_eq!(
+        page.matches("data:image/png;base64,").count(),
+        3,
+        "the three pictures are embedded"
+    );
     brainseg_ok!("report", &run);
     let page = std::fs::read_to_string(run.join("report.html")).unwrap();
-    assert!(page.contains("Training run") && page.contains("Training curves"), "run report lacks sections");
+    assert!(
+        page.contains("Training run") && page.contains("Training curves"),
+        "run report lacks sections"
+    );
 
+    // Resume with more epochs: epoch 1 kept as it was, epoch 2 added.
+    brainseg_ok!("train", "--resume", &run, "--epochs", "2");
+    let extended = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(
+        extended.lines().count(),
+        3,
+        "a header and two epochs:\n{extended}"
+    );
+    assert!(
+        extended.starts_with(&metrics),
+        "resume rewrote epoch 1:\n{metrics}\n{extended}"
+    );
+    assert!(
+        extended.lines().nth(2).unwrap().starts_with("2,"),
+        "{extended}"
+    );
     // Resume of a finished run: nothing to do, exit 0, the run untouched.
     let stdout = brainseg_ok!("train", "--resume", &run);
     assert!(stdout.contains("nothing left to train"), "{stdout}");
-    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), metrics);
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv")).unwrap(),
+        extended
+    );
 }

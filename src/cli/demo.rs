@@ -21,14 +21,14 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub cases: usize,
     /// Synthetic volume shape x,y,z.
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [96, 96, 64])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [96, 96, 64])]
     pub shape: Vec<usize>,
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
     #[arg(long, default_value_t = 12)]
     pub steps_per_epoch: usize,
     /// Patch (and tile) size x,y,z; each side divisible by 4.
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [64, 64, 32])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [64, 64, 32])]
     pub patch: Vec<usize>,
     #[arg(long, default_value_t = 8)]
     pub base_filters: usize,

@@ -127,6 +127,10 @@ pub fn run(args: Args) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if rows.is_empty() {
+        // Nothing scored: no tables or files of zero cases.
+        bail!("{} case(s) could not be scored: {}", failed.len(), failed.join(", "));
+    }
     let summary = Summary::new(rows);
     println!("{}", summary.to_text());
     // The seed's table: mean sensitivity and specificity per class over the cases.

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     pub blend: Option<f32>,
     /// Point x,y,z (canonical voxel indices) for the comparison picture; default: the tumour's centre.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub point: Option<Vec<usize>>,
     /// Skip the GIF (the slowest and largest picture).
     #[arg(long)]
@@ -142,7 +142,11 @@ pub fn run(args: Args) -> Result<()> {
         Some(alpha) => bail!("--blend {alpha} must be between 0 and 1"),
         None => Overlay::Replace,
     };
-    let point = args.point.as_ref().map(|p| [p[0], p[1], p[2]]);
+    let point = args.point.as_deref().map(|p| <[usize; 3]>::try_from(p).map_err(|_| anyhow::anyhow!("--point needs 3 indices x,y,z"))).transpose()?;
+    // Checked before drawing, so a bad point leaves no pictures behind.
+    if let Some(p) = point.filter(|p| p.iter().zip(shape).any(|(i, n)| i >= n)) {
+        bail!("--point {p:?} is outside the volume {shape:?}");
+    }
     let written = draw_case(&case, truth.as_ref(), pred.as_ref(), &args.out, args.seed, convention, overlay, point, !args.no_gif)?;
     for path in written {
         println!("wrote {}", path.display());

@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["data", "out"])]
     pub resume: Option<PathBuf>,
     /// Patch size x,y,z (each divisible by 2^(depth-1)).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [160, 160, 16])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [160, 160, 16])]
     pub patch: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     pub batch_size: usize,
@@ -113,6 +113,9 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
         targets,
         ..UNet3dConfig::default()
     };
+    // Checked before the run folder is made: a refused start must not leave a config.json that blocks the retry.
+    model.validate()?;
+    model.check_input([model.in_channels, patch[0], patch[1], patch[2]])?;
     let sampling = SamplingConfig {
         patch: PatchConfig {
             size: patch,
@@ -147,12 +150,14 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     })
 }
 
-/// Run training with progress bars; used by `train` and `demo`.
-pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend: super::Backend) -> Result<Vec<brainseg_train::EpochRecord>> {
+/// Run training with progress bars; used by `train` and `demo`. Returns the run's whole history and how
+/// many of its epochs this call trained (0 when a resumed run was already finished).
+pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend: super::Backend) -> Result<(Vec<brainseg_train::EpochRecord>, usize)> {
     let device = super::training_device(backend)?;
     let cache_bar = super::progress::bar(0, "decoding");
     let step_bar = super::progress::bar(0, "epoch");
     step_bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let mut trained = 0;
     let history = train(config, out, &device, |event| match event {
         TrainEvent::CaseCached { id, done, total } => {
             cache_bar.set_length(total as u64);
@@ -174,6 +179,7 @@ pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend:
         }
         TrainEvent::Validating { .. } => step_bar.set_message("validating".to_string()),
         TrainEvent::Epoch(r) => {
+            trained += 1;
             step_bar.finish_and_clear();
             let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "  -  ".into());
             eprintln!(
@@ -182,7 +188,7 @@ pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend:
             );
         }
     })?;
-    Ok(history)
+    Ok((history, trained))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -195,10 +201,10 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => (Some(config_from(&args)?), args.out.clone().expect("required by clap")),
     };
-    let history = run_training(config, &out, args.backend)?;
+    let (history, trained) = run_training(config, &out, args.backend)?;
     match history.iter().max_by(|a, b| a.dice_mean.total_cmp(&b.dice_mean)) {
-        Some(best) => println!("best epoch {} (mean region Dice {:.3}); model: {}", best.epoch, best.dice_mean, out.join("best.safetensors").display()),
-        None => println!("nothing left to train in {}", out.display()),
+        Some(best) if trained > 0 => println!("best epoch {} (mean region Dice {:.3}); model: {}", best.epoch, best.dice_mean, out.join("best.safetensors").display()),
+        _ => println!("nothing left to train in {}: all {} epochs are done (--epochs N continues it)", out.display(), history.len()),
     }
     println!("metrics: {}  curves: {}", out.join("metrics.csv").display(), out.join("curves.png").display());
     Ok(())

@@ -56,7 +56,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
     let out = brainseg(&args);
     assert!(
         out.status.success(),
@@ -72,15 +75,35 @@ where
 /// that holds every `needle` (file names and the problem). Returns that line.
 pub fn assert_user_error(out: &Output, needles: &[&str]) -> String {
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "expected exit code 1; stderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit code 1; stderr:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
-    assert!(!stderr.contains("stack backtrace"), "a backtrace:\n{stderr}");
-    let last = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().to_string();
-    assert!(last.starts_with("error: "), "the last line of stderr is not an error line:\n{stderr}");
+    assert!(
+        !stderr.contains("stack backtrace"),
+        "a backtrace:\n{stderr}"
+    );
+    let last = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.starts_with("error: "),
+        "the last line of stderr is not an error line:\n{stderr}"
+    );
     // Per-case errors come on their own `error:` lines before the final summary; the needles may be in any.
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     for needle in needles {
-        assert!(errors.iter().any(|l| l.contains(needle)), "no error line mentions {needle:?}:\n{stderr}");
+        assert!(
+            errors.iter().any(|l| l.contains(needle)),
+            "no error line mentions {needle:?}:\n{stderr}"
+        );
     }
     last
 }
@@ -89,8 +112,16 @@ pub fn assert_user_error(out: &Output, needles: &[&str]) -> String {
 pub fn assert_one_line_error(out: &Output, needles: &[&str]) -> String {
     let line = assert_user_error(out, needles);
     let stderr = text(&out.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "more than one line on stderr:\n{stderr}");
-    assert!(text(&out.stdout).trim().is_empty(), "a failed command printed results:\n{}", text(&out.stdout));
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "more than one line on stderr:\n{stderr}"
+    );
+    assert!(
+        text(&out.stdout).trim().is_empty(),
+        "a failed command printed results:\n{}",
+        text(&out.stdout)
+    );
     line
 }
 
@@ -118,11 +149,19 @@ pub fn geometry(shape: [usize; 3]) -> Geometry {
 
 /// A 3-D int16 volume whose voxels vary (so gzip cannot shrink it to almost nothing).
 pub fn varied_volume(shape: [usize; 3], offset: usize) -> Array4<f32> {
-    Array4::from_shape_fn((1, shape[0], shape[1], shape[2]), |(_, x, y, z)| ((x * 131 + y * 71 + z * 29 + offset * 17) % 997) as f32)
+    Array4::from_shape_fn((1, shape[0], shape[1], shape[2]), |(_, x, y, z)| {
+        ((x * 131 + y * 71 + z * 29 + offset * 17) % 997) as f32
+    })
 }
 
 pub fn write_volume(path: &Path, shape: [usize; 3], offset: usize) {
-    write_image(path, &varied_volume(shape, offset), &geometry(shape), "int16").expect("fixture volume written");
+    write_image(
+        path,
+        &varied_volume(shape, offset),
+        &geometry(shape),
+        "int16",
+    )
+    .expect("fixture volume written");
 }
 
 /// A BraTS label map (values 0, 1, 2, 4) of this shape.
@@ -140,6 +179,11 @@ pub fn write_brats_case(dir: &Path, id: &str, shape: [usize; 3]) -> PathBuf {
     for (k, suffix) in BRATS_SUFFIXES.iter().enumerate() {
         write_volume(&folder.join(format!("{id}_{suffix}.nii.gz")), shape, k);
     }
-    write_label(&folder.join(format!("{id}_seg.nii.gz")), &brats_label(shape), &geometry(shape)).expect("fixture label written");
+    write_label(
+        &folder.join(format!("{id}_seg.nii.gz")),
+        &brats_label(shape),
+        &geometry(shape),
+    )
+    .expect("fixture label written");
     folder
 }
