@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub batch: usize,
     /// Patch size x,y,z.
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [160, 160, 16])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [160, 160, 16])]
     pub size: Vec<usize>,
     /// Timed iterations (the median is reported).
     #[arg(long, default_value_t = 10)]
@@ -40,6 +40,10 @@ pub struct Args {
     /// Compare --backend with the CPU on a small model instead of timing.
     #[arg(long)]
     pub check: bool,
+    /// Use libtorch's CPU device instead of --backend: tests the libtorch road without a GPU.
+    #[cfg(feature = "cuda")]
+    #[arg(long, hide = true)]
+    pub libtorch_cpu: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,16 +54,19 @@ pub enum Mode {
 }
 
 const LEARNING_RATE: f64 = 1e-4;
-/// Largest CPU/GPU difference accepted in `--check`: cuDNN uses TF32 for f32 convolutions (10-bit
-/// mantissa, ~5e-4 relative), which a few layers grow to ~1e-3 on probabilities and losses.
-const CHECK_TOLERANCE: f64 = 1e-2;
+/// Largest CPU/GPU difference of a probability accepted in `--check`: cuDNN uses TF32 for f32
+/// convolutions (10-bit mantissa, ~5e-4 relative), which a few layers grow to ~1e-3.
+const PROBABILITY_TOLERANCE: f64 = 1e-2;
+/// Largest CPU/GPU difference of a loss in `--check`, as a share of the CPU's loss drop over the
+/// steps: the device must learn what the CPU learns (a wrong gradient changes the drop wholesale).
+const LEARNING_TOLERANCE: f64 = 0.1;
 
 pub fn run(args: Args) -> Result<()> {
     let entered = Instant::now();
     let size: [usize; 3] = args.size.clone().try_into().map_err(|_| anyhow::anyhow!("--size needs 3 sizes"))?;
-    let device = super::device(args.backend)?;
+    let device = chosen_device(&args)?;
     if args.check {
-        return check(&device, args.backend);
+        return check(&device);
     }
     ensure!(args.iters > 0, "--iters must be at least 1");
     let config = UNet3dConfig { depth: args.depth, base_filters: args.base_filters, ..UNet3dConfig::default() };
@@ -67,7 +74,6 @@ pub fn run(args: Args) -> Result<()> {
     let (images, targets) = random_batch(shape, config.out_classes, 42);
     let mut result = json!({
         "framework": "brainseg-burn-0.22",
-        "backend": format!("{:?}", args.backend).to_lowercase(),
         "device": format!("{device:?}"),
         "batch": args.batch, "size": size, "warmup": args.warmup, "depth": args.depth, "base_filters": args.base_filters,
         "infer": null, "train": null,
@@ -111,9 +117,18 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+fn chosen_device(args: &Args) -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    if args.libtorch_cpu {
+        #[allow(deprecated)] // burn-tch is deprecated upstream but is the road to cuDNN here
+        return Ok(Device::libtorch());
+    }
+    super::device(args.backend)
+}
+
 /// Same weights and data on the CPU and on `device`: forward probabilities, then the loss over
-/// three Adam steps, must agree within [`CHECK_TOLERANCE`].
-fn check(device: &Device, backend: super::Backend) -> Result<()> {
+/// three Adam steps, must agree within [`PROBABILITY_TOLERANCE`] and [`LEARNING_TOLERANCE`].
+fn check(device: &Device) -> Result<()> {
     let config = UNet3dConfig { depth: 3, base_filters: 8, ..UNet3dConfig::default() };
     let shape = [2, config.in_channels, 32, 32, 16];
     let (images, targets) = random_batch(shape, config.out_classes, 7);
@@ -132,7 +147,7 @@ fn check(device: &Device, backend: super::Backend) -> Result<()> {
             let loss = loss::soft_dice_loss(sigmoid(model.forward_logits(input.clone())?), target.clone(), loss::SEED_EPSILON);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             // A large step so that a wrong gradient shows in the next loss.
-            model = optim.step(1e-2, model, grads);
+            model = optim.step(1e-3, model, grads);
             losses.push(loss.into_scalar::<f32>());
         }
         Ok((probabilities, losses))
@@ -141,22 +156,24 @@ fn check(device: &Device, backend: super::Backend) -> Result<()> {
     let (probabilities, losses) = run_on(device)?;
     let max_difference = cpu_probabilities.iter().zip(&probabilities).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
     let loss_difference = cpu_losses.iter().zip(&losses).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
-    let passed = max_difference <= CHECK_TOLERANCE && loss_difference <= CHECK_TOLERANCE && losses.iter().all(|l| l.is_finite());
+    let cpu_drop = (cpu_losses[0] - cpu_losses[cpu_losses.len() - 1]) as f64;
+    let loss_tolerance = LEARNING_TOLERANCE * cpu_drop.abs();
+    let passed = max_difference <= PROBABILITY_TOLERANCE && loss_difference <= loss_tolerance && losses.iter().all(|l| l.is_finite());
     println!(
         "{}",
         json!({
             "check": if passed { "pass" } else { "FAIL" },
-            "backend": format!("{backend:?}").to_lowercase(),
             "device": format!("{device:?}"),
             "voxels": cpu_probabilities.len(),
             "max_abs_probability_difference": max_difference,
             "cpu_losses": cpu_losses, "device_losses": losses,
+            "probability_tolerance": PROBABILITY_TOLERANCE,
             "max_abs_loss_difference": loss_difference,
-            "tolerance": CHECK_TOLERANCE,
+            "loss_tolerance": loss_tolerance,
         })
     );
     if !passed {
-        bail!("{backend:?} disagrees with the CPU beyond {CHECK_TOLERANCE}");
+        bail!("{device:?} disagrees with the CPU beyond the tolerances");
     }
     Ok(())
 }

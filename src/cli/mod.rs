@@ -3,6 +3,7 @@ use anyhow::Result;
 use brainseg_model::Device;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod bench_gpu;
 mod convert;
 mod demo;
@@ -43,6 +44,9 @@ pub enum Command {
     Model(model::Args),
     /// Write a self-contained HTML page for a run or a prediction folder.
     Report(report::Args),
+    /// CPU speed of the seed U-Net: forward, training step and whole-scan times, GFLOP/s, peak
+    /// memory; per-layer timings with --layers; beside PyTorch with --torch PYTHON.
+    Bench(bench::Args),
     /// Time training steps and inference of a U-Net on a device, or check it against the CPU (JSON).
     #[command(hide = true)]
     BenchGpu(bench_gpu::Args),
@@ -92,6 +96,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Show(args) => show::run(args),
         Command::Report(args) => report::run(args),
         Command::Model(args) => model::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::BenchGpu(args) => bench_gpu::run(args),
     }
 }

@@ -2,8 +2,8 @@
 //! a layer table, and safetensors checkpoints PyTorch can read.
 //!
 //! burn 0.22 tensors and modules carry no backend type: the [`Device`] a model is built on picks
-//! the backend (`Device::flex()` on CPU, `Device::cuda(0)` once that feature is on) and
-//! `device.autodiff()` turns on gradients. [`cpu_device`] is the default here.
+//! the backend (`Device::flex()` on CPU; with the `cuda` feature, [`cuda_device`]: libtorch on the
+//! first NVIDIA GPU) and `device.autodiff()` turns on gradients. [`cpu_device`] is the default here.
 pub mod checkpoint;
 pub mod config;
 pub mod loss;
@@ -12,6 +12,8 @@ pub mod predict;
 pub mod summary;
 pub mod unet;
 
+/// The framework itself, so that callers (the CLI's benchmarks) use exactly this version of it.
+pub use burn;
 pub use burn::tensor::Device;
 pub use checkpoint::{
     load_checkpoint, read_checkpoint_config, read_metadata, save_checkpoint,
@@ -36,4 +38,22 @@ pub fn cpu_device() -> Device {
 /// The CPU device with autodiff, for training.
 pub fn cpu_autodiff_device() -> Device {
     Device::flex().autodiff()
+}
+
+/// The first NVIDIA GPU through burn's libtorch backend, for inference (`.autodiff()` for training).
+///
+/// Probes libtorch first, so a machine without a usable GPU gets an error instead of the panic
+/// burn-tch raises on its first CUDA allocation. Turns on cuDNN's autotuner: patch shapes are fixed
+/// for a whole run, so the one-off search per shape pays for itself.
+#[cfg(feature = "cuda")]
+pub fn cuda_device() -> Result<Device, brainseg_volume::Error> {
+    if !tch::Cuda::is_available() {
+        return Err(brainseg_volume::Error::msg(
+            "no CUDA GPU is usable by libtorch: check `nvidia-smi` (driver and GPU) and that this \
+             build's libtorch is a CUDA one (libtorch_cuda.so beside libtorch_cpu.so on LD_LIBRARY_PATH)",
+        ));
+    }
+    tch::Cuda::cudnn_set_benchmark(true);
+    #[allow(deprecated)] // burn-tch is deprecated upstream but is the road to cuDNN here
+    Ok(Device::libtorch_cuda(0))
 }
