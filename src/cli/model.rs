@@ -1,6 +1,8 @@
 //! `brainseg model`: the layer table and parameter count of a configuration or a model file.
 use anyhow::{Context, Result};
-use brainseg_model::{checkpoint::read_checkpoint_config, summary::summary, UNet3dConfig};
+use brainseg_infer::CHECKPOINT_METADATA_KEY;
+use brainseg_model::checkpoint::{load_checkpoint, read_checkpoint_config, read_metadata, save_checkpoint_with_metadata, StorageDtype};
+use brainseg_model::{summary::summary, UNet3dConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -23,9 +25,21 @@ pub struct Args {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write the --model file again here with its weights stored as f16 (half the size; for shipping).
+    #[arg(long, requires = "model")]
+    pub export_f16: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let (Some(source), Some(target)) = (&args.model, &args.export_f16) {
+        let device = brainseg_model::cpu_device();
+        let model = load_checkpoint(source, None, &device)?;
+        let inference = read_metadata(source, CHECKPOINT_METADATA_KEY)?;
+        let extra: Vec<(&str, &str)> = inference.as_deref().map(|v| vec![(CHECKPOINT_METADATA_KEY, v)]).unwrap_or_default();
+        save_checkpoint_with_metadata(&model, target, StorageDtype::F16, &extra)?;
+        println!("wrote {} (f16 weights)", target.display());
+        return Ok(());
+    }
     let mut config = match &args.model {
         Some(path) => read_checkpoint_config(path)?,
         None => UNet3dConfig::default(),
