@@ -23,7 +23,7 @@ pub struct Args {
     /// Synthetic volume shape x,y,z.
     #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [96, 96, 64])]
     pub shape: Vec<usize>,
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     #[arg(long, default_value_t = 12)]
     pub steps_per_epoch: usize,
