@@ -11,6 +11,9 @@ set -u
 cd "$(dirname "$0")/.."
 bin=${BRAINSEG_BIN:-target-gpu-bin/brainseg}
 bench=${TORCH_BENCH:-../shared/bench/torch_unet3d.py}
+# The GPU machine's copy of the repository has no ../shared: carry a copy in the ignored gpu-data/
+# (cp ../shared/bench/torch_unet3d.py gpu-data/ before the call, carry ["target-gpu-bin", "gpu-data"]).
+[ -f "$bench" ] || bench=gpu-data/torch_unet3d.py
 work=$(mktemp -d)
 out=$work/results
 mkdir -p "$out"
