@@ -7,7 +7,7 @@
 #   scripts/bench_cpu.sh                                  # everything, all cores (~30 min on 2 cores)
 #   scripts/bench_cpu.sh --threads 2 --parts forward,train --iters 3
 #   scripts/bench_cpu.sh --size 64,64,16 --parts forward,train   # small patches, a quick look
-#   scripts/bench_cpu.sh --layers                         # per-layer times, burn only
+#   scripts/bench_cpu.sh --layers --iters 1               # per-layer times, burn only (~5 min)
 #   scripts/bench_cpu.sh --json > bench.json
 # Environment: NO_TORCH=1 skips PyTorch; CARGO_TARGET_DIR as for cargo.
 # The first run creates the ignored venv .venv-bench and installs torch and numpy from PyPI

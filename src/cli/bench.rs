@@ -54,8 +54,9 @@ pub struct Args {
     /// Whole-scan volume x,y,z.
     #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [240, 240, 155])]
     pub volume: Vec<usize>,
-    /// Timed iterations of forward, train and layer timings (the median is reported).
-    #[arg(long, default_value_t = 2)]
+    /// Timed iterations of forward, train and layer timings; the median is reported (the upper
+    /// one for even counts, as torch_unet3d.py does: odd counts compare best).
+    #[arg(long, default_value_t = 3)]
     pub iters: usize,
     /// Untimed iterations before those.
     #[arg(long, default_value_t = 1)]
@@ -157,11 +158,10 @@ pub fn run(args: Args) -> Result<()> {
     let volume: [usize; 3] = args.volume.clone().try_into().map_err(|_| anyhow!("--volume needs 3 sizes"))?;
     let config = UNet3dConfig::default();
     let table = summary(&config, [config.in_channels, size[0], size[1], size[2]]).context("--size does not fit the seed U-Net")?;
-    if let Some(python) = &args.torch {
+    if args.torch.is_some() {
         for script in [&args.torch_reference, &args.torch_scan] {
             ensure!(script.is_file(), "{}: PyTorch script not found (see --torch-reference, --torch-scan)", script.display());
         }
-        ensure!(python.exists() || !python.is_absolute(), "{}: no such Python", python.display());
     }
     let threads = rayon_threads();
     let autodiff = brainseg_model::cpu_autodiff_device();
@@ -308,16 +308,12 @@ fn time_layers(model: &UNet3d, table: &brainseg_model::ModelSummary, args: &Args
             plain.forward(x_plain.clone()).sum().into_scalar::<f32>();
             Ok(())
         })?);
-        // burn's generic conv3d backward (burn-backend modules/conv.rs), called the way autodiff calls it.
         let input_grad_s = median(&timed_labelled(&label("input grad"), args.warmup, args.iters, || {
-            let options = ConvTransposeOptions::new([1; 3], [padding; 3], [0; 3], [1; 3], 1);
-            conv_transpose3d(grad_plain.clone(), weight.clone(), None, options).sum().into_scalar::<f32>();
+            conv_input_grad(grad_plain.clone(), weight.clone(), padding).sum().into_scalar::<f32>();
             Ok(())
         })?);
         let weight_grad_s = median(&timed_labelled(&label("weight grad"), args.warmup, args.iters, || {
-            let options = ConvOptions::new([1; 3], [padding; 3], [1; 3], 1);
-            let swapped = conv3d(x_plain.clone().swap_dims(0, 1), grad_plain.clone().swap_dims(0, 1), None, options);
-            swapped.swap_dims(0, 1).sum().into_scalar::<f32>();
+            conv_weight_grad(x_plain.clone(), grad_plain.clone(), padding).sum().into_scalar::<f32>();
             Ok(())
         })?);
         let x_tracked = Tensor::<5>::from_data(input, &autodiff_device).require_grad();
@@ -342,6 +338,21 @@ fn time_layers(model: &UNet3d, table: &brainseg_model::ModelSummary, args: &Args
         });
     }
     Ok(rows)
+}
+
+/// Input gradient of a stride-1 convolution as burn's generic conv3d backward computes it
+/// (burn-backend modules/conv.rs `conv3d_x_backward`): a transposed convolution.
+fn conv_input_grad(output_grad: Tensor<5>, weight: Tensor<5>, padding: usize) -> Tensor<5> {
+    let options = ConvTransposeOptions::new([1; 3], [padding; 3], [0; 3], [1; 3], 1);
+    conv_transpose3d(output_grad, weight, None, options)
+}
+
+/// Weight gradient of a stride-1 convolution as burn's generic backward computes it
+/// (`conv3d_weight_grad_no_groups`): a convolution of the input by the output gradient with batch
+/// and channel axes swapped.
+fn conv_weight_grad(input: Tensor<5>, output_grad: Tensor<5>, padding: usize) -> Tensor<5> {
+    let options = ConvOptions::new([1; 3], [padding; 3], [1; 3], 1);
+    conv3d(input.swap_dims(0, 1), output_grad.swap_dims(0, 1), None, options).swap_dims(0, 1)
 }
 
 /// Runs PyTorch on the same work as `part`, in its own process (so its peak memory is its own).
@@ -547,4 +558,70 @@ fn peak_memory_gib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brainseg_model::burn::module::Param;
+    use brainseg_model::burn::nn::PaddingConfig3d;
+
+    #[test]
+    fn whole_scan_tile_counts_are_the_issues() {
+        // 240x240x155 in 160x160x16 tiles. Seed grid: x, y in {0, 160}, z in {0, 16, ..., 144}:
+        // 2 * 2 * 10. Sliding, overlap 0.5: x, y ceil(80 / 80) + 1 = 2 starts, z ceil(139 / 8) + 1 = 19.
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: Args,
+        }
+        let args = <Command as clap::Parser>::try_parse_from(["bench"]).unwrap().args;
+        assert_eq!(tile_count([240, 240, 155], &scan_config(Part::Seed, [160, 160, 16], &args)), 40);
+        assert_eq!(tile_count([240, 240, 155], &scan_config(Part::Sliding, [160, 160, 16], &args)), 76);
+    }
+
+    #[test]
+    fn median_is_the_upper_middle_as_in_torch_unet3d() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[1.0, 4.0]), 4.0);
+    }
+
+    /// The per-layer backward timings must time what autodiff computes: same gradients, on odd
+    /// sizes, for a 3x3x3 and a 1x1x1 kernel.
+    #[test]
+    fn layer_gradients_match_autodiff() {
+        let device = brainseg_model::cpu_autodiff_device();
+        for (kernel, [channels_in, channels_out], size) in [(3, [3, 4], [5, 4, 3]), (1, [4, 2], [3, 2, 5])] {
+            let shape = |c: usize| [1, c, size[0], size[1], size[2]];
+            let conv = Conv3d {
+                weight: Param::from_data(random_tensor([channels_out, channels_in, kernel, kernel, kernel], 1), &device),
+                bias: Some(Param::from_data(TensorData::new(vec![0.5f32; channels_out], [channels_out]), &device)),
+                stride: [1; 3],
+                kernel_size: [kernel; 3],
+                dilation: [1; 3],
+                groups: 1,
+                padding: PaddingConfig3d::Same,
+            };
+            let input = Tensor::<5>::from_data(random_tensor(shape(channels_in), 2), &device).require_grad();
+            let output_grad = Tensor::<5>::from_data(random_tensor(shape(channels_out), 3), &device);
+            let grads = (conv.forward(input.clone()) * output_grad.clone()).sum().backward();
+            let expected_input = input.grad(&grads).unwrap();
+            let expected_weight = conv.weight.val().grad(&grads).unwrap();
+
+            let plain = |t: Tensor<5>| t.inner();
+            let padding = (kernel - 1) / 2;
+            let input_grad = conv_input_grad(plain(output_grad.clone()), conv.weight.val().inner(), padding);
+            let weight_grad = conv_weight_grad(plain(input.clone()), plain(output_grad), padding);
+            for (got, expected) in [(input_grad, expected_input), (weight_grad, expected_weight)] {
+                assert_eq!(got.dims(), expected.dims());
+                let got = got.into_data().to_vec::<f32>().unwrap();
+                let expected = expected.into_data().to_vec::<f32>().unwrap();
+                let largest = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(largest > 0.1, "a gradient worth comparing");
+                for (g, e) in got.iter().zip(&expected) {
+                    assert!((g - e).abs() <= 1e-5 * largest, "{g} vs {e}");
+                }
+            }
+        }
+    }
 }
