@@ -614,8 +614,8 @@ mod tests {
             let weight_grad = conv_weight_grad(plain(input.clone()), plain(output_grad), padding);
             for (got, expected) in [(input_grad, expected_input), (weight_grad, expected_weight)] {
                 assert_eq!(got.dims(), expected.dims());
-                let got = got.into_data().to_vec::<f32>().unwrap();
-                let expected = expected.into_data().to_vec::<f32>().unwrap();
+                let got = got.into_data().try_to_vec::<f32>().unwrap();
+                let expected = expected.into_data().try_to_vec::<f32>().unwrap();
                 let largest = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 assert!(largest > 0.1, "a gradient worth comparing");
                 for (g, e) in got.iter().zip(&expected) {
