@@ -6,6 +6,7 @@
 //! first NVIDIA GPU) and `device.autodiff()` turns on gradients. [`cpu_device`] is the default here.
 pub mod checkpoint;
 pub mod config;
+pub mod conv;
 pub mod loss;
 pub mod ops;
 pub mod predict;

@@ -1,0 +1,281 @@
+//! The U-Net's 3x3x3 "same" convolutions as a burn backend extension.
+//!
+//! On the CPU (flex) they run brainseg-conv's shifted-GEMM kernels, forward and both gradients,
+//! which flex's generic convolution trails 2-8x on these shapes (its weight gradient most). Other
+//! backends keep burn's own convolution (cuDNN on libtorch). Autodiff gets a handwritten
+//! backward pass calling the same kernels.
+use brainseg_conv::Conv3x3x3;
+use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
+use burn::tensor::{DType, Tensor, TensorData};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::{Autodiff, NodeId};
+use burn_flex::FlexTensor;
+
+/// Kernel 3, stride 1, padding 1: the output has the input's spatial size.
+fn same_options() -> ConvOptions<3> {
+    ConvOptions::new([1; 3], [1; 3], [1; 3], 1)
+}
+
+/// `y = conv3d(x, weight) + bias` with a 3x3x3 kernel, stride 1 and padding 1; `x` is
+/// `[B, Cin, X, Y, Z]`, `weight` `[Cout, Cin, 3, 3, 3]`, `bias` `[Cout]`.
+pub fn same_conv3d(x: Tensor<5>, weight: Tensor<5>, bias: Tensor<1>) -> Tensor<5> {
+    Tensor::from_dispatch(<Dispatch as SameConv3dOps>::same_conv3d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
+/// The extension: the forward pass and the gradients the autodiff backward pass needs. The
+/// default bodies are burn's own convolution, for the backends without a kernel of ours.
+#[backend_extension(Flex, LibTorch: cfg(feature = "cuda"), Autodiff)]
+pub trait SameConv3dOps: Backend {
+    fn same_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv3d(x, weight, Some(bias), same_options())
+    }
+
+    fn same_conv3d_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv3d_x_backward(x, weight, output_grad, same_options())
+    }
+
+    fn same_conv3d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv3d_weight_backward(x, weight, output_grad, same_options())
+    }
+
+    fn same_conv3d_bias_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv3d_bias_backward(x, bias, output_grad)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl SameConv3dOps for burn::backend::LibTorch {}
+
+/// The kernel's sizes from `x` (`[B, Cin, X, Y, Z]`) and the output channels.
+fn conv_shape(x: &FlexTensor, channels_out: usize) -> Conv3x3x3 {
+    let dims = x.shape();
+    Conv3x3x3 {
+        batch: dims[0],
+        channels_in: dims[1],
+        channels_out,
+        size: [dims[2], dims[3], dims[4]],
+    }
+}
+
+/// The f32 values in memory order (a copy only when the tensor is a strided view).
+fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match tensor.as_slice::<f32>() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(
+            tensor
+                .to_contiguous()
+                .as_slice::<f32>()
+                .expect("contiguous")
+                .to_vec(),
+        ),
+    }
+}
+
+fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+impl SameConv3dOps for Flex {
+    fn same_conv3d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return Self::conv3d(x, weight, Some(bias), same_options());
+        }
+        let channels_out = weight.shape()[0];
+        let conv = conv_shape(&x, channels_out);
+        let out = conv.forward(&values(&x), &values(&weight), &values(&bias));
+        let [nx, ny, nz] = conv.size;
+        flex_tensor(out, vec![conv.batch, channels_out, nx, ny, nz])
+    }
+
+    fn same_conv3d_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Self::conv3d_x_backward(x, weight, output_grad, same_options());
+        }
+        let conv = conv_shape(&x, weight.shape()[0]);
+        let grad = conv.input_grad(&values(&output_grad), &values(&weight));
+        flex_tensor(grad, x.shape().to_vec())
+    }
+
+    fn same_conv3d_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Self::conv3d_weight_backward(x, weight, output_grad, same_options());
+        }
+        let conv = conv_shape(&x, weight.shape()[0]);
+        let grad = conv.weight_grad(&values(&x), &values(&output_grad));
+        flex_tensor(grad, weight.shape().to_vec())
+    }
+
+    fn same_conv3d_bias_backward(
+        x: FlexTensor,
+        bias: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        if !all_f32(&[&output_grad]) {
+            return Self::conv3d_bias_backward(x, bias, output_grad);
+        }
+        let conv = conv_shape(&x, bias.shape()[0]);
+        flex_tensor(conv.bias_grad(&values(&output_grad)), bias.shape().to_vec())
+    }
+}
+
+impl<B: SameConv3dOps, C: CheckpointStrategy> SameConv3dOps for Autodiff<B, C> {
+    fn same_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SameConv3dBackward;
+
+        impl<B: SameConv3dOps> Backward<B, 3> for SameConv3dBackward {
+            type State = (NodeId, NodeId, NodeId);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, weight_state, bias_state) = ops.state;
+                let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
+                let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_state);
+                let bias: FloatTensor<B> = checkpointer.retrieve_node_output(bias_state);
+                if let Some(node) = node_x {
+                    let dx = B::same_conv3d_x_backward(x.clone(), weight.clone(), grad.clone());
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = node_weight {
+                    let dw = B::same_conv3d_weight_backward(x.clone(), weight, grad.clone());
+                    grads.register::<B>(node.id, dw);
+                }
+                if let Some(node) = node_bias {
+                    grads.register::<B>(node.id, B::same_conv3d_bias_backward(x, bias, grad));
+                }
+            }
+        }
+
+        match SameConv3dBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (
+                    prep.checkpoint(&x),
+                    prep.checkpoint(&weight),
+                    prep.checkpoint(&bias),
+                );
+                let output = B::same_conv3d(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::same_conv3d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::module::conv3d;
+    use burn::tensor::{Device, Distribution};
+
+    fn values_of<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+        tensor.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
+    }
+
+    /// Forward and the three gradients of `sum(y * r)` (a random output gradient `r`), ours
+    /// against burn's own conv3d on the same autodiff device.
+    #[test]
+    fn matches_burns_convolution_and_its_gradients() {
+        let device = Device::flex().autodiff();
+        let shapes = [
+            (1, 3, 5, [7, 4, 5]),
+            (2, 4, 2, [2, 9, 3]),
+            (1, 1, 1, [1, 1, 1]),
+            (2, 6, 8, [10, 3, 12]),
+            (1, 16, 9, [4, 4, 2]),
+        ];
+        for (seed, (batch, cin, cout, [nx, ny, nz])) in shapes.into_iter().enumerate() {
+            device.seed(seed as u64);
+            let uniform = Distribution::Uniform(-1.0, 1.0);
+            let x = Tensor::<5>::random([batch, cin, nx, ny, nz], uniform, &device);
+            let weight = Tensor::<5>::random([cout, cin, 3, 3, 3], uniform, &device);
+            let bias = Tensor::<1>::random([cout], uniform, &device);
+            let r = Tensor::<5>::random([batch, cout, nx, ny, nz], uniform, &device);
+
+            let run = |ours: bool| {
+                let (x, w, b) = (x.clone().require_grad(), weight.clone().require_grad(), bias.clone().require_grad());
+                let y = if ours {
+                    same_conv3d(x.clone(), w.clone(), b.clone())
+                } else {
+                    conv3d(x.clone(), w.clone(), Some(b.clone()), same_options())
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                [
+                    values_of(y),
+                    values_of(x.grad(&grads).unwrap()),
+                    values_of(w.grad(&grads).unwrap()),
+                    values_of(b.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, reference) = (run(true), run(false));
+            for (name, (a, b)) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(ours.iter().zip(&reference)) {
+                let error = relative_error(a, b);
+                assert!(error < 1e-4, "{name} of {batch}x{cin}->{cout} {nx}x{ny}x{nz}: relative error {error:e}");
+            }
+        }
+    }
+}
