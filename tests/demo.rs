@@ -8,7 +8,20 @@ fn tiny_demo_writes_every_output() {
     let result = Command::new(env!("CARGO_BIN_EXE_brainseg"))
         .args(["demo", "--out"])
         .arg(&out)
-        .args(["--cases", "3", "--shape", "32,32,16", "--patch", "16,16,8", "--epochs", "1", "--steps-per-epoch", "1", "--base-filters", "2"])
+        .args([
+            "--cases",
+            "3",
+            "--shape",
+            "32,32,16",
+            "--patch",
+            "16,16,8",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--base-filters",
+            "2",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&result.stdout);
@@ -24,10 +37,18 @@ fn tiny_demo_writes_every_output() {
         "predictions/synthetic_001.nii.gz",
         "report.html",
     ] {
-        assert!(out.join(file).is_file(), "{file} missing; stdout:\n{stdout}");
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing; stdout:\n{stdout}"
+        );
     }
-    let pictures: Vec<_> = std::fs::read_dir(out.join("run/pictures")).unwrap().collect();
-    assert!(pictures.len() >= 3, "grid, GIF, patch and comparison pictures expected");
+    let pictures: Vec<_> = std::fs::read_dir(out.join("run/pictures"))
+        .unwrap()
+        .collect();
+    assert!(
+        pictures.len() >= 3,
+        "grid, GIF, patch and comparison pictures expected"
+    );
     // The score table names the three BraTS regions.
     for region in ["WT", "TC", "ET"] {
         assert!(stdout.contains(region), "{region} missing from:\n{stdout}");
@@ -37,7 +58,11 @@ fn tiny_demo_writes_every_output() {
     assert!(html.contains("data:image/png;base64,") && html.contains("data:image/gif;base64,"));
 
     // A second demo into the same folder is refused, leaving the first intact.
-    let again = Command::new(env!("CARGO_BIN_EXE_brainseg")).args(["demo", "--out"]).arg(&out).output().unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_brainseg"))
+        .args(["demo", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("earlier demo"));
 }

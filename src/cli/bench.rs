@@ -36,8 +36,12 @@ use std::time::Instant;
 const MODEL_SEED: u64 = 0;
 /// Adam's learning rate in the training step (the seed's).
 const LEARNING_RATE: f64 = 1e-4;
-const DEFAULT_TORCH_REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/torch_unet3d.py");
-const DEFAULT_TORCH_SCAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/torch_whole_scan.py");
+const DEFAULT_TORCH_REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/bench/torch_unet3d.py"
+);
+const DEFAULT_TORCH_SCAN: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/torch_whole_scan.py");
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -153,14 +157,30 @@ pub fn run(args: Args) -> Result<()> {
         // Before any rayon use: the global pool reads this once, when it starts.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
-    ensure!(args.iters > 0 && args.scan_iters > 0, "--iters and --scan-iters must be at least 1");
-    let size: [usize; 3] = args.size.clone().try_into().map_err(|_| anyhow!("--size needs 3 sizes"))?;
-    let volume: [usize; 3] = args.volume.clone().try_into().map_err(|_| anyhow!("--volume needs 3 sizes"))?;
+    ensure!(
+        args.iters > 0 && args.scan_iters > 0,
+        "--iters and --scan-iters must be at least 1"
+    );
+    let size: [usize; 3] = args
+        .size
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow!("--size needs 3 sizes"))?;
+    let volume: [usize; 3] = args
+        .volume
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow!("--volume needs 3 sizes"))?;
     let config = UNet3dConfig::default();
-    let table = summary(&config, [config.in_channels, size[0], size[1], size[2]]).context("--size does not fit the seed U-Net")?;
+    let table = summary(&config, [config.in_channels, size[0], size[1], size[2]])
+        .context("--size does not fit the seed U-Net")?;
     if args.torch.is_some() {
         for script in [&args.torch_reference, &args.torch_scan] {
-            ensure!(script.is_file(), "{}: PyTorch script not found (see --torch-reference, --torch-scan)", script.display());
+            ensure!(
+                script.is_file(),
+                "{}: PyTorch script not found (see --torch-reference, --torch-scan)",
+                script.display()
+            );
         }
     }
     let threads = rayon_threads();
@@ -182,7 +202,10 @@ pub fn run(args: Args) -> Result<()> {
     if args.layers {
         let layers = time_layers(&model, &table, &args)?;
         if args.json {
-            println!("{}", json!({"bench": header, "layers": layers, "load_at_end": load_average()}));
+            println!(
+                "{}",
+                json!({"bench": header, "layers": layers, "load_at_end": load_average()})
+            );
         } else {
             print_layers(&header, &layers);
         }
@@ -190,7 +213,11 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let mut results = Vec::new();
-    let (images, targets) = random_patch([1, config.in_channels, size[0], size[1], size[2]], config.out_classes, 42);
+    let (images, targets) = random_patch(
+        [1, config.in_channels, size[0], size[1], size[2]],
+        config.out_classes,
+        42,
+    );
     let image = random_volume([config.in_channels, volume[0], volume[1], volume[2]], 43);
     for &part in &args.parts {
         let reset = reset_peak_memory();
@@ -213,7 +240,8 @@ pub fn run(args: Args) -> Result<()> {
                 let seconds = timed(part, args.warmup, args.iters, || {
                     let network = current.take().expect("put back after each step");
                     let probabilities = sigmoid(network.forward_logits(input.clone())?);
-                    let loss = loss::soft_dice_loss(probabilities, target.clone(), loss::SEED_EPSILON);
+                    let loss =
+                        loss::soft_dice_loss(probabilities, target.clone(), loss::SEED_EPSILON);
                     let grads = GradientsParams::from_grads(loss.backward(), &network);
                     current = Some(optimizer.step(LEARNING_RATE, network, grads));
                     Ok(())
@@ -226,7 +254,10 @@ pub fn run(args: Args) -> Result<()> {
                 let plain = model.valid();
                 let device = brainseg_model::cpu_device();
                 let seconds = timed(part, 0, args.scan_iters, || {
-                    let mut predictor = ModelPredictor { model: &plain, device: &device };
+                    let mut predictor = ModelPredictor {
+                        model: &plain,
+                        device: &device,
+                    };
                     predict_probabilities(&mut predictor, image.view(), &inference, |_, _| {})?;
                     Ok(())
                 })?;
@@ -238,7 +269,10 @@ pub fn run(args: Args) -> Result<()> {
         let load_after = load_average();
         // Right after brainseg's run of the same part, so both see about the same machine load.
         let torch = match &args.torch {
-            Some(python) => Some(run_torch(python, part, size, volume, threads, gflop, &args).with_context(|| format!("PyTorch, part {part:?}"))?),
+            Some(python) => Some(
+                run_torch(python, part, size, volume, threads, gflop, &args)
+                    .with_context(|| format!("PyTorch, part {part:?}"))?,
+            ),
             None => None,
         };
         results.push(PartResult {
@@ -256,7 +290,10 @@ pub fn run(args: Args) -> Result<()> {
         });
     }
     if args.json {
-        println!("{}", json!({"bench": header, "parts": results, "load_at_end": load_average()}));
+        println!(
+            "{}",
+            json!({"bench": header, "parts": results, "load_at_end": load_average()})
+        );
     } else {
         print_parts(&header, &results);
     }
@@ -266,7 +303,11 @@ pub fn run(args: Args) -> Result<()> {
 fn scan_config(part: Part, size: [usize; 3], args: &Args) -> InferenceConfig {
     InferenceConfig {
         tile: size,
-        tiling: if part == Part::Seed { Tiling::Seed } else { Tiling::Sliding },
+        tiling: if part == Part::Seed {
+            Tiling::Seed
+        } else {
+            Tiling::Sliding
+        },
         overlap: args.overlap,
         batch_size: args.tile_batch,
         ..InferenceConfig::default()
@@ -274,11 +315,25 @@ fn scan_config(part: Part, size: [usize; 3], args: &Args) -> InferenceConfig {
 }
 
 fn tile_count(volume: [usize; 3], config: &InferenceConfig) -> usize {
-    (0..3).map(|axis| tile_starts(volume[axis], config.tile[axis], config.tiling, config.overlap).len()).product()
+    (0..3)
+        .map(|axis| {
+            tile_starts(
+                volume[axis],
+                config.tile[axis],
+                config.tiling,
+                config.overlap,
+            )
+            .len()
+        })
+        .product()
 }
 
 /// Each convolution of the network alone, on the shapes it sees for one patch.
-fn time_layers(model: &UNet3d, table: &brainseg_model::ModelSummary, args: &Args) -> Result<Vec<LayerResult>> {
+fn time_layers(
+    model: &UNet3d,
+    table: &brainseg_model::ModelSummary,
+    args: &Args,
+) -> Result<Vec<LayerResult>> {
     let mut convs: Vec<(String, &Conv3d)> = Vec::new();
     for (level, block) in model.encoders.iter().enumerate() {
         convs.push((format!("encoders.{level}.conv1"), &block.conv1));
@@ -293,7 +348,11 @@ fn time_layers(model: &UNet3d, table: &brainseg_model::ModelSummary, args: &Args
     let autodiff_device = brainseg_model::cpu_autodiff_device();
     let mut rows = Vec::new();
     for (seed, (name, conv)) in convs.into_iter().enumerate() {
-        let row = table.layers.iter().find(|row| row.name == name).ok_or_else(|| anyhow!("{name} is not in the layer table"))?;
+        let row = table
+            .layers
+            .iter()
+            .find(|row| row.name == name)
+            .ok_or_else(|| anyhow!("{name} is not in the layer table"))?;
         let [channels_out, channels_in, kernel, _, _] = conv.weight.dims();
         let [_, x, y, z] = row.output_shape;
         let padding = (kernel - 1) / 2;
@@ -304,27 +363,53 @@ fn time_layers(model: &UNet3d, table: &brainseg_model::ModelSummary, args: &Args
         let x_plain = Tensor::<5>::from_data(input.clone(), &plain_device);
         let grad_plain = Tensor::<5>::from_data(output_grad.clone(), &plain_device);
         let label = |pass: &str| format!("{name} {pass}");
-        let forward_s = median(&timed_labelled(&label("forward"), args.warmup, args.iters, || {
-            plain.forward(x_plain.clone()).sum().into_scalar::<f32>();
-            Ok(())
-        })?);
-        let input_grad_s = median(&timed_labelled(&label("input grad"), args.warmup, args.iters, || {
-            conv_input_grad(grad_plain.clone(), weight.clone(), padding).sum().into_scalar::<f32>();
-            Ok(())
-        })?);
-        let weight_grad_s = median(&timed_labelled(&label("weight grad"), args.warmup, args.iters, || {
-            conv_weight_grad(x_plain.clone(), grad_plain.clone(), padding).sum().into_scalar::<f32>();
-            Ok(())
-        })?);
+        let forward_s = median(&timed_labelled(
+            &label("forward"),
+            args.warmup,
+            args.iters,
+            || {
+                plain.forward(x_plain.clone()).sum().into_scalar::<f32>();
+                Ok(())
+            },
+        )?);
+        let input_grad_s = median(&timed_labelled(
+            &label("input grad"),
+            args.warmup,
+            args.iters,
+            || {
+                conv_input_grad(grad_plain.clone(), weight.clone(), padding)
+                    .sum()
+                    .into_scalar::<f32>();
+                Ok(())
+            },
+        )?);
+        let weight_grad_s = median(&timed_labelled(
+            &label("weight grad"),
+            args.warmup,
+            args.iters,
+            || {
+                conv_weight_grad(x_plain.clone(), grad_plain.clone(), padding)
+                    .sum()
+                    .into_scalar::<f32>();
+                Ok(())
+            },
+        )?);
         let x_tracked = Tensor::<5>::from_data(input, &autodiff_device).require_grad();
         let grad_tracked = Tensor::<5>::from_data(output_grad, &autodiff_device);
-        let autodiff_forward_backward_s = median(&timed_labelled(&label("autodiff fwd+bwd"), args.warmup, args.iters, || {
-            let output = conv.forward(x_tracked.clone());
-            let grads = (output * grad_tracked.clone()).sum().backward();
-            let input_grad = x_tracked.grad(&grads).ok_or_else(|| anyhow!("no input gradient"))?;
-            input_grad.sum().into_scalar::<f32>();
-            Ok(())
-        })?);
+        let autodiff_forward_backward_s = median(&timed_labelled(
+            &label("autodiff fwd+bwd"),
+            args.warmup,
+            args.iters,
+            || {
+                let output = conv.forward(x_tracked.clone());
+                let grads = (output * grad_tracked.clone()).sum().backward();
+                let input_grad = x_tracked
+                    .grad(&grads)
+                    .ok_or_else(|| anyhow!("no input gradient"))?;
+                input_grad.sum().into_scalar::<f32>();
+                Ok(())
+            },
+        )?);
         rows.push(LayerResult {
             name,
             input: [channels_in, x, y, z],
@@ -352,36 +437,77 @@ fn conv_input_grad(output_grad: Tensor<5>, weight: Tensor<5>, padding: usize) ->
 /// and channel axes swapped.
 fn conv_weight_grad(input: Tensor<5>, output_grad: Tensor<5>, padding: usize) -> Tensor<5> {
     let options = ConvOptions::new([1; 3], [padding; 3], [1; 3], 1);
-    conv3d(input.swap_dims(0, 1), output_grad.swap_dims(0, 1), None, options).swap_dims(0, 1)
+    conv3d(
+        input.swap_dims(0, 1),
+        output_grad.swap_dims(0, 1),
+        None,
+        options,
+    )
+    .swap_dims(0, 1)
 }
 
 /// Runs PyTorch on the same work as `part`, in its own process (so its peak memory is its own).
 #[allow(clippy::too_many_arguments)]
-fn run_torch(python: &Path, part: Part, size: [usize; 3], volume: [usize; 3], threads: usize, gflop: f64, args: &Args) -> Result<TorchResult> {
+fn run_torch(
+    python: &Path,
+    part: Part,
+    size: [usize; 3],
+    volume: [usize; 3],
+    threads: usize,
+    gflop: f64,
+    args: &Args,
+) -> Result<TorchResult> {
     let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
     let common = [
-        "--threads".to_string(), threads.to_string(),
-        "--size".into(), shape(size),
+        "--threads".to_string(),
+        threads.to_string(),
+        "--size".into(),
+        shape(size),
     ];
     let (script, extra, key): (&Path, Vec<String>, &str) = match part {
         Part::Forward | Part::Train => (
             &args.torch_reference,
             vec![
-                "--device".into(), "cpu".into(), "--batch".into(), "1".into(),
-                "--iters".into(), args.iters.to_string(), "--warmup".into(), args.warmup.to_string(),
-                "--mode".into(), if part == Part::Forward { "infer".into() } else { "train".into() },
+                "--device".into(),
+                "cpu".into(),
+                "--batch".into(),
+                "1".into(),
+                "--iters".into(),
+                args.iters.to_string(),
+                "--warmup".into(),
+                args.warmup.to_string(),
+                "--mode".into(),
+                if part == Part::Forward {
+                    "infer".into()
+                } else {
+                    "train".into()
+                },
             ],
-            if part == Part::Forward { "infer" } else { "train" },
+            if part == Part::Forward {
+                "infer"
+            } else {
+                "train"
+            },
         ),
         Part::Seed | Part::Sliding => (
             &args.torch_scan,
             vec![
-                "--reference".into(), args.torch_reference.display().to_string(),
-                "--volume".into(), shape(volume),
-                "--tiling".into(), if part == Part::Seed { "seed".into() } else { "sliding".into() },
-                "--overlap".into(), args.overlap.to_string(),
-                "--batch".into(), args.tile_batch.to_string(),
-                "--iters".into(), args.scan_iters.to_string(),
+                "--reference".into(),
+                args.torch_reference.display().to_string(),
+                "--volume".into(),
+                shape(volume),
+                "--tiling".into(),
+                if part == Part::Seed {
+                    "seed".into()
+                } else {
+                    "sliding".into()
+                },
+                "--overlap".into(),
+                args.overlap.to_string(),
+                "--batch".into(),
+                args.tile_batch.to_string(),
+                "--iters".into(),
+                args.scan_iters.to_string(),
             ],
             "scan",
         ),
@@ -391,38 +517,76 @@ fn run_torch(python: &Path, part: Part, size: [usize; 3], volume: [usize; 3], th
         sys.argv = sys.argv[1:]\n\
         runpy.run_path(sys.argv[0], run_name='__main__')\n\
         print(json.dumps({'peak_rss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)\n";
-    eprintln!("[bench] PyTorch {part:?}: {} {}", python.display(), script.display());
+    eprintln!(
+        "[bench] PyTorch {part:?}: {} {}",
+        python.display(),
+        script.display()
+    );
     let load_before = load_average();
     let output = Command::new(python)
-        .arg("-c").arg(WITH_PEAK_MEMORY).arg(script).args(&common).args(&extra)
-        .stdin(Stdio::null()).stderr(Stdio::inherit())
+        .arg("-c")
+        .arg(WITH_PEAK_MEMORY)
+        .arg(script)
+        .args(&common)
+        .args(&extra)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
     if !output.status.success() {
-        bail!("{} {} failed ({})", python.display(), script.display(), output.status);
+        bail!(
+            "{} {} failed ({})",
+            python.display(),
+            script.display(),
+            output.status
+        );
     }
     let mut merged = serde_json::Map::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.starts_with('{')) {
-        if let Value::Object(fields) = serde_json::from_str(line).with_context(|| format!("unreadable output line: {line}"))? {
+    for line in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+    {
+        if let Value::Object(fields) =
+            serde_json::from_str(line).with_context(|| format!("unreadable output line: {line}"))?
+        {
             merged.extend(fields);
         }
     }
     let raw = Value::Object(merged);
-    let median_s = raw[key]["s_per_iter_median"].as_f64()
+    let median_s = raw[key]["s_per_iter_median"]
+        .as_f64()
         .ok_or_else(|| anyhow!("no {key}.s_per_iter_median in the output: {raw}"))?;
-    let peak_rss_gib = raw["peak_rss_kib"].as_f64().map(|kib| kib / (1024.0 * 1024.0));
-    Ok(TorchResult { median_s, gflop_per_s: gflop / median_s, peak_rss_gib, load_before, load_after: load_average(), raw })
+    let peak_rss_gib = raw["peak_rss_kib"]
+        .as_f64()
+        .map(|kib| kib / (1024.0 * 1024.0));
+    Ok(TorchResult {
+        median_s,
+        gflop_per_s: gflop / median_s,
+        peak_rss_gib,
+        load_before,
+        load_after: load_average(),
+        raw,
+    })
 }
 
 fn print_parts(header: &Value, results: &[PartResult]) {
     println!(
         "seed U-Net ({} params), patch 4x{}, {} thread(s), load {} at start",
-        header["params"], dims(&header["size"]), header["threads"], header["load_at_start"]
+        header["params"],
+        dims(&header["size"]),
+        header["threads"],
+        header["load_at_start"]
     );
     let torch = results.iter().any(|r| r.torch.is_some());
-    print!("{:<24} {:>10} {:>8} {:>9} {:>11}", "part", "seconds", "GFLOP/s", "peak GiB", "load");
+    print!(
+        "{:<24} {:>10} {:>8} {:>9} {:>11}",
+        "part", "seconds", "GFLOP/s", "peak GiB", "load"
+    );
     if torch {
-        print!(" {:>10} {:>8} {:>9} {:>11} {:>16}", "PyTorch s", "GFLOP/s", "peak GiB", "load", "brainseg/PyTorch");
+        print!(
+            " {:>10} {:>8} {:>9} {:>11} {:>16}",
+            "PyTorch s", "GFLOP/s", "peak GiB", "load", "brainseg/PyTorch"
+        );
     }
     println!();
     for r in results {
@@ -430,11 +594,29 @@ fn print_parts(header: &Value, results: &[PartResult]) {
             (part, Some(tiles)) => format!("{part:?} scan ({tiles} tiles)").to_lowercase(),
             (part, None) => format!("{part:?} per patch").to_lowercase(),
         };
-        let load = format!("{}-{}", one_decimal(r.load_before), one_decimal(r.load_after));
-        print!("{what:<24} {:>10.3} {:>8.1} {:>9} {load:>11}", r.median_s, r.gflop_per_s, two_decimals(r.peak_rss_gib));
+        let load = format!(
+            "{}-{}",
+            one_decimal(r.load_before),
+            one_decimal(r.load_after)
+        );
+        print!(
+            "{what:<24} {:>10.3} {:>8.1} {:>9} {load:>11}",
+            r.median_s,
+            r.gflop_per_s,
+            two_decimals(r.peak_rss_gib)
+        );
         if let (Some(t), Some(ratio)) = (&r.torch, r.ratio) {
-            let load = format!("{}-{}", one_decimal(t.load_before), one_decimal(t.load_after));
-            print!(" {:>10.3} {:>8.1} {:>9} {load:>11} {ratio:>16.2}", t.median_s, t.gflop_per_s, two_decimals(t.peak_rss_gib));
+            let load = format!(
+                "{}-{}",
+                one_decimal(t.load_before),
+                one_decimal(t.load_after)
+            );
+            print!(
+                " {:>10.3} {:>8.1} {:>9} {load:>11} {ratio:>16.2}",
+                t.median_s,
+                t.gflop_per_s,
+                two_decimals(t.peak_rss_gib)
+            );
         }
         println!();
     }
@@ -448,14 +630,26 @@ fn print_layers(header: &Value, layers: &[LayerResult]) {
     );
     println!(
         "{:<20} {:>16} {:>4} {:>8} {:>16} {:>16} {:>16} {:>18}",
-        "layer", "in -> out C", "k", "GFLOP", "forward s", "input grad s", "weight grad s", "autodiff f+b s"
+        "layer",
+        "in -> out C",
+        "k",
+        "GFLOP",
+        "forward s",
+        "input grad s",
+        "weight grad s",
+        "autodiff f+b s"
     );
     let rate = |gflop: f64, s: f64| format!("{s:.3} [{:.0}]", gflop / s);
     for l in layers {
         println!(
             "{:<20} {:>16} {:>4} {:>8.2} {:>16} {:>16} {:>16} {:>18}",
-            l.name, format!("{} -> {}", l.input[0], l.output[0]), l.kernel, l.gflop,
-            rate(l.gflop, l.forward_s), rate(l.gflop, l.input_grad_s), rate(l.gflop, l.weight_grad_s),
+            l.name,
+            format!("{} -> {}", l.input[0], l.output[0]),
+            l.kernel,
+            l.gflop,
+            rate(l.gflop, l.forward_s),
+            rate(l.gflop, l.input_grad_s),
+            rate(l.gflop, l.weight_grad_s),
             rate(3.0 * l.gflop, l.autodiff_forward_backward_s),
         );
     }
@@ -463,37 +657,71 @@ fn print_layers(header: &Value, layers: &[LayerResult]) {
     let gflop = total(|l| l.gflop);
     println!(
         "{:<20} {:>16} {:>4} {:>8.2} {:>16} {:>16} {:>16} {:>18}",
-        "total", "", "", gflop,
-        rate(gflop, total(|l| l.forward_s)), rate(gflop, total(|l| l.input_grad_s)),
-        rate(gflop, total(|l| l.weight_grad_s)), rate(3.0 * gflop, total(|l| l.autodiff_forward_backward_s)),
+        "total",
+        "",
+        "",
+        gflop,
+        rate(gflop, total(|l| l.forward_s)),
+        rate(gflop, total(|l| l.input_grad_s)),
+        rate(gflop, total(|l| l.weight_grad_s)),
+        rate(3.0 * gflop, total(|l| l.autodiff_forward_backward_s)),
     );
-    println!("(the first layer's input gradient is not needed in training; load at end {})", one_decimal(load_average()));
+    println!(
+        "(the first layer's input gradient is not needed in training; load at end {})",
+        one_decimal(load_average())
+    );
 }
 
 fn dims(value: &Value) -> String {
-    value.as_array().map(|v| v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")).unwrap_or_default()
+    value
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        })
+        .unwrap_or_default()
 }
 
 fn one_decimal(value: Option<f64>) -> String {
-    value.map(|v| format!("{v:.1}")).unwrap_or_else(|| "?".into())
+    value
+        .map(|v| format!("{v:.1}"))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn two_decimals(value: Option<f64>) -> String {
-    value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "?".into())
+    value
+        .map(|v| format!("{v:.2}"))
+        .unwrap_or_else(|| "?".into())
 }
 
-fn timed(part: Part, warmup: usize, iters: usize, step: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+fn timed(
+    part: Part,
+    warmup: usize,
+    iters: usize,
+    step: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     timed_labelled(&format!("{part:?}").to_lowercase(), warmup, iters, step)
 }
 
 /// Runs `step` `warmup + iters` times and returns the seconds of the last `iters`; progress on stderr.
-fn timed_labelled(what: &str, warmup: usize, iters: usize, mut step: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+fn timed_labelled(
+    what: &str,
+    warmup: usize,
+    iters: usize,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     let mut seconds = Vec::with_capacity(iters);
     for iteration in 0..warmup + iters {
         let started = Instant::now();
         step()?;
         let elapsed = started.elapsed().as_secs_f64();
-        let kind = if iteration < warmup { "warm-up" } else { "timed" };
+        let kind = if iteration < warmup {
+            "warm-up"
+        } else {
+            "timed"
+        };
         eprintln!("[bench] {what} {kind} {iteration}: {elapsed:.3}s");
         if iteration >= warmup {
             seconds.push(elapsed);
@@ -512,14 +740,24 @@ fn median(values: &[f64]) -> f64 {
 fn random_patch(shape: [usize; 5], classes: usize, seed: u64) -> (TensorData, TensorData) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let target_shape = [shape[0], classes, shape[2], shape[3], shape[4]];
-    let targets: Vec<f32> = (0..target_shape.iter().product::<usize>()).map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 }).collect();
-    (random_tensor(shape, seed + 1), TensorData::new(targets, target_shape))
+    let targets: Vec<f32> = (0..target_shape.iter().product::<usize>())
+        .map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 })
+        .collect();
+    (
+        random_tensor(shape, seed + 1),
+        TensorData::new(targets, target_shape),
+    )
 }
 
 /// Values uniform in [-1, 1).
 fn random_tensor(shape: [usize; 5], seed: u64) -> TensorData {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    TensorData::new((0..shape.iter().product::<usize>()).map(|_| rng.random_range(-1.0f32..1.0)).collect(), shape)
+    TensorData::new(
+        (0..shape.iter().product::<usize>())
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect(),
+        shape,
+    )
 }
 
 /// A `(C, X, Y, Z)` scan of intensities uniform in [0, 1000): the tiles standardise it as real scans.
@@ -534,7 +772,11 @@ fn rayon_threads() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 fn avx512f() -> bool {
@@ -546,7 +788,12 @@ fn avx512f() -> bool {
 
 /// The 1-minute load average (Linux).
 fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Resets VmHWM to the current resident size (Linux 4.0+); false where that is not possible.
@@ -556,7 +803,13 @@ fn reset_peak_memory() -> bool {
 
 fn peak_memory_gib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(kib / (1024.0 * 1024.0))
 }
 
@@ -575,9 +828,23 @@ mod tests {
             #[command(flatten)]
             args: Args,
         }
-        let args = <Command as clap::Parser>::try_parse_from(["bench"]).unwrap().args;
-        assert_eq!(tile_count([240, 240, 155], &scan_config(Part::Seed, [160, 160, 16], &args)), 40);
-        assert_eq!(tile_count([240, 240, 155], &scan_config(Part::Sliding, [160, 160, 16], &args)), 76);
+        let args = <Command as clap::Parser>::try_parse_from(["bench"])
+            .unwrap()
+            .args;
+        assert_eq!(
+            tile_count(
+                [240, 240, 155],
+                &scan_config(Part::Seed, [160, 160, 16], &args)
+            ),
+            40
+        );
+        assert_eq!(
+            tile_count(
+                [240, 240, 155],
+                &scan_config(Part::Sliding, [160, 160, 16], &args)
+            ),
+            76
+        );
     }
 
     #[test]
@@ -591,26 +858,42 @@ mod tests {
     #[test]
     fn layer_gradients_match_autodiff() {
         let device = brainseg_model::cpu_autodiff_device();
-        for (kernel, [channels_in, channels_out], size) in [(3, [3, 4], [5, 4, 3]), (1, [4, 2], [3, 2, 5])] {
+        for (kernel, [channels_in, channels_out], size) in
+            [(3, [3, 4], [5, 4, 3]), (1, [4, 2], [3, 2, 5])]
+        {
             let shape = |c: usize| [1, c, size[0], size[1], size[2]];
             let conv = Conv3d {
-                weight: Param::from_data(random_tensor([channels_out, channels_in, kernel, kernel, kernel], 1), &device),
-                bias: Some(Param::from_data(TensorData::new(vec![0.5f32; channels_out], [channels_out]), &device)),
+                weight: Param::from_data(
+                    random_tensor([channels_out, channels_in, kernel, kernel, kernel], 1),
+                    &device,
+                ),
+                bias: Some(Param::from_data(
+                    TensorData::new(vec![0.5f32; channels_out], [channels_out]),
+                    &device,
+                )),
                 stride: [1; 3],
                 kernel_size: [kernel; 3],
                 dilation: [1; 3],
                 groups: 1,
                 padding: PaddingConfig3d::Same,
             };
-            let input = Tensor::<5>::from_data(random_tensor(shape(channels_in), 2), &device).require_grad();
-            let output_grad = Tensor::<5>::from_data(random_tensor(shape(channels_out), 3), &device);
-            let grads = (conv.forward(input.clone()) * output_grad.clone()).sum().backward();
+            let input = Tensor::<5>::from_data(random_tensor(shape(channels_in), 2), &device)
+                .require_grad();
+            let output_grad =
+                Tensor::<5>::from_data(random_tensor(shape(channels_out), 3), &device);
+            let grads = (conv.forward(input.clone()) * output_grad.clone())
+                .sum()
+                .backward();
             let expected_input = input.grad(&grads).unwrap();
             let expected_weight = conv.weight.val().grad(&grads).unwrap();
 
             let plain = |t: Tensor<5>| t.inner();
             let padding = (kernel - 1) / 2;
-            let input_grad = conv_input_grad(plain(output_grad.clone()), conv.weight.val().inner(), padding);
+            let input_grad = conv_input_grad(
+                plain(output_grad.clone()),
+                conv.weight.val().inner(),
+                padding,
+            );
             let weight_grad = conv_weight_grad(plain(input.clone()), plain(output_grad), padding);
             for (got, expected) in [(input_grad, expected_input), (weight_grad, expected_weight)] {
                 assert_eq!(got.dims(), expected.dims());

@@ -63,13 +63,21 @@ const LEARNING_TOLERANCE: f64 = 0.1;
 
 pub fn run(args: Args) -> Result<()> {
     let entered = Instant::now();
-    let size: [usize; 3] = args.size.clone().try_into().map_err(|_| anyhow::anyhow!("--size needs 3 sizes"))?;
+    let size: [usize; 3] = args
+        .size
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--size needs 3 sizes"))?;
     let device = chosen_device(&args)?;
     if args.check {
         return check(&device);
     }
     ensure!(args.iters > 0, "--iters must be at least 1");
-    let config = UNet3dConfig { depth: args.depth, base_filters: args.base_filters, ..UNet3dConfig::default() };
+    let config = UNet3dConfig {
+        depth: args.depth,
+        base_filters: args.base_filters,
+        ..UNet3dConfig::default()
+    };
     let shape = [args.batch, config.in_channels, size[0], size[1], size[2]];
     let (images, targets) = random_batch(shape, config.out_classes, 42);
     let mut result = json!({
@@ -99,7 +107,11 @@ pub fn run(args: Args) -> Result<()> {
         let mut last_loss = f32::NAN;
         let times = timed(args.warmup + args.iters, "train", || {
             let current = model.take().expect("the model is put back after each step");
-            let loss = loss::soft_dice_loss(sigmoid(current.forward_logits(input.clone())?), target.clone(), loss::SEED_EPSILON);
+            let loss = loss::soft_dice_loss(
+                sigmoid(current.forward_logits(input.clone())?),
+                target.clone(),
+                loss::SEED_EPSILON,
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &current);
             let next = optim.step(LEARNING_RATE, current, grads);
             last_loss = loss.into_scalar::<f32>();
@@ -109,7 +121,8 @@ pub fn run(args: Args) -> Result<()> {
             Ok(format!("loss={last_loss:.5}"))
         })?;
         result["train"] = summary(&times, args.warmup, args.batch);
-        result["train"]["patches_per_s"] = json!(args.batch as f64 / median(&times[args.warmup.min(times.len() - 1)..]));
+        result["train"]["patches_per_s"] =
+            json!(args.batch as f64 / median(&times[args.warmup.min(times.len() - 1)..]));
         result["last_loss"] = json!(last_loss);
     }
     result["bench_s"] = json!(entered.elapsed().as_secs_f64());
@@ -129,7 +142,11 @@ fn chosen_device(args: &Args) -> Result<Device> {
 /// Same weights and data on the CPU and on `device`: forward probabilities, then the loss over
 /// three Adam steps, must agree within [`PROBABILITY_TOLERANCE`] and [`LEARNING_TOLERANCE`].
 fn check(device: &Device) -> Result<()> {
-    let config = UNet3dConfig { depth: 3, base_filters: 8, ..UNet3dConfig::default() };
+    let config = UNet3dConfig {
+        depth: 3,
+        base_filters: 8,
+        ..UNet3dConfig::default()
+    };
     let shape = [2, config.in_channels, 32, 32, 16];
     let (images, targets) = random_batch(shape, config.out_classes, 7);
     let cpu = brainseg_model::cpu_device();
@@ -137,14 +154,25 @@ fn check(device: &Device) -> Result<()> {
         let plain = device.clone().without_autodiff();
         let autodiff = device.clone().autodiff();
         let mut model = UNet3d::new(&config, 3, &autodiff)?;
-        let output = model.valid().to_device(&plain).forward(Tensor::<5>::from_data(images.clone(), &plain))?;
-        let probabilities = output.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let output = model
+            .valid()
+            .to_device(&plain)
+            .forward(Tensor::<5>::from_data(images.clone(), &plain))?;
+        let probabilities = output
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let input = Tensor::<5>::from_data(images.clone(), &autodiff);
         let target = Tensor::<5>::from_data(targets.clone(), &autodiff);
         let mut optim = AdamConfig::new().init();
         let mut losses = Vec::new();
         for _ in 0..3 {
-            let loss = loss::soft_dice_loss(sigmoid(model.forward_logits(input.clone())?), target.clone(), loss::SEED_EPSILON);
+            let loss = loss::soft_dice_loss(
+                sigmoid(model.forward_logits(input.clone())?),
+                target.clone(),
+                loss::SEED_EPSILON,
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             // A large step so that a wrong gradient shows in the next loss.
             model = optim.step(1e-3, model, grads);
@@ -154,11 +182,21 @@ fn check(device: &Device) -> Result<()> {
     };
     let (cpu_probabilities, cpu_losses) = run_on(&cpu)?;
     let (probabilities, losses) = run_on(device)?;
-    let max_difference = cpu_probabilities.iter().zip(&probabilities).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
-    let loss_difference = cpu_losses.iter().zip(&losses).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+    let max_difference = cpu_probabilities
+        .iter()
+        .zip(&probabilities)
+        .map(|(a, b)| (a - b).abs() as f64)
+        .fold(0.0, f64::max);
+    let loss_difference = cpu_losses
+        .iter()
+        .zip(&losses)
+        .map(|(a, b)| (a - b).abs() as f64)
+        .fold(0.0, f64::max);
     let cpu_drop = (cpu_losses[0] - cpu_losses[cpu_losses.len() - 1]) as f64;
     let loss_tolerance = LEARNING_TOLERANCE * cpu_drop.abs();
-    let passed = max_difference <= PROBABILITY_TOLERANCE && loss_difference <= loss_tolerance && losses.iter().all(|l| l.is_finite());
+    let passed = max_difference <= PROBABILITY_TOLERANCE
+        && loss_difference <= loss_tolerance
+        && losses.iter().all(|l| l.is_finite());
     println!(
         "{}",
         json!({
@@ -181,10 +219,17 @@ fn check(device: &Device) -> Result<()> {
 /// Images uniform in [-1, 1) and 0/1 targets with p = 0.5, from `seed`: the same on every device.
 fn random_batch(shape: [usize; 5], classes: usize, seed: u64) -> (TensorData, TensorData) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let images: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let images: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     let target_shape = [shape[0], classes, shape[2], shape[3], shape[4]];
-    let targets: Vec<f32> = (0..target_shape.iter().product::<usize>()).map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 }).collect();
-    (TensorData::new(images, shape), TensorData::new(targets, target_shape))
+    let targets: Vec<f32> = (0..target_shape.iter().product::<usize>())
+        .map(|_| if rng.random_bool(0.5) { 1.0 } else { 0.0 })
+        .collect();
+    (
+        TensorData::new(images, shape),
+        TensorData::new(targets, target_shape),
+    )
 }
 
 /// Runs `step` `count` times, each ending in a host read (which waits for the device), and returns

@@ -22,11 +22,27 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if !args.quantize_u8 && args.cases.is_none() {
         let n = brainseg_volume::convert::to_msd(&args.input, &args.output)?;
-        println!("wrote {n} case(s) in the MSD layout to {}", args.output.display());
+        println!(
+            "wrote {n} case(s) in the MSD layout to {}",
+            args.output.display()
+        );
         return Ok(());
     }
-    let n = compact_copy(&args.input, &args.output, args.cases.as_deref(), args.quantize_u8)?;
-    println!("wrote {n} case(s) ({}) in the MSD layout to {}", if args.quantize_u8 { "uint8, lossy" } else { "as read" }, args.output.display());
+    let n = compact_copy(
+        &args.input,
+        &args.output,
+        args.cases.as_deref(),
+        args.quantize_u8,
+    )?;
+    println!(
+        "wrote {n} case(s) ({}) in the MSD layout to {}",
+        if args.quantize_u8 {
+            "uint8, lossy"
+        } else {
+            "as read"
+        },
+        args.output.display()
+    );
     Ok(())
 }
 
@@ -40,14 +56,32 @@ fn quantize(image: &mut ndarray::Array4<f32>) {
         let k = ((values.len() - 1) as f64 * 0.999) as usize;
         let (_, top, _) = values.select_nth_unstable_by(k, f32::total_cmp);
         let scale = 254.0 / top.max(f32::MIN_POSITIVE);
-        channel.mapv_inplace(|v| if v > 0.0 { (v * scale).round().clamp(1.0, 255.0) } else { 0.0 });
+        channel.mapv_inplace(|v| {
+            if v > 0.0 {
+                (v * scale).round().clamp(1.0, 255.0)
+            } else {
+                0.0
+            }
+        });
     }
 }
 
-fn compact_copy(input: &Path, output: &Path, only: Option<&[String]>, quantize_u8: bool) -> Result<usize> {
+fn compact_copy(
+    input: &Path,
+    output: &Path,
+    only: Option<&[String]>,
+    quantize_u8: bool,
+) -> Result<usize> {
     let dataset = Dataset::open(input)?;
     let cases: Vec<_> = match only {
-        Some(ids) => ids.iter().map(|id| dataset.case(id).with_context(|| format!("{}: no case {id}", input.display()))).collect::<Result<_>>()?,
+        Some(ids) => ids
+            .iter()
+            .map(|id| {
+                dataset
+                    .case(id)
+                    .with_context(|| format!("{}: no case {id}", input.display()))
+            })
+            .collect::<Result<_>>()?,
         None => dataset.cases.iter().collect(),
     };
     if output.join("dataset.json").exists() {
@@ -59,15 +93,27 @@ fn compact_copy(input: &Path, output: &Path, only: Option<&[String]>, quantize_u
     let mut training = vec![];
     for case_ref in cases {
         let mut case = case_ref.load()?;
-        let label = case.label.take().with_context(|| format!("case {} has no label", case.id))?;
+        let label = case
+            .label
+            .take()
+            .with_context(|| format!("case {} has no label", case.id))?;
         let dtype = if quantize_u8 {
             quantize(&mut case.image);
             "uint8"
         } else {
             "float32"
         };
-        write_image(&output.join("imagesTr").join(format!("{}.nii.gz", case.id)), &case.image, &case.geometry, dtype)?;
-        write_label(&output.join("labelsTr").join(format!("{}.nii.gz", case.id)), &label, &case.geometry)?;
+        write_image(
+            &output.join("imagesTr").join(format!("{}.nii.gz", case.id)),
+            &case.image,
+            &case.geometry,
+            dtype,
+        )?;
+        write_label(
+            &output.join("labelsTr").join(format!("{}.nii.gz", case.id)),
+            &label,
+            &case.geometry,
+        )?;
         training.push(serde_json::json!({"image": format!("./imagesTr/{}.nii.gz", case.id), "label": format!("./labelsTr/{}.nii.gz", case.id)}));
         bar.inc(1);
     }
@@ -83,6 +129,9 @@ fn compact_copy(input: &Path, output: &Path, only: Option<&[String]>, quantize_u
         "test": [],
     });
     // Written last, so an interrupted copy never looks like a dataset.
-    brainseg_visualize::write_atomic(output.join("dataset.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    brainseg_visualize::write_atomic(
+        output.join("dataset.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
     Ok(n)
 }

@@ -40,7 +40,10 @@ pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let out = args.out.clone();
     if out.join("run").join("config.json").exists() {
-        anyhow::bail!("{}: holds an earlier demo; remove it or choose another --out", out.display());
+        anyhow::bail!(
+            "{}: holds an earlier demo; remove it or choose another --out",
+            out.display()
+        );
     }
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
 
@@ -49,21 +52,47 @@ pub fn run(args: Args) -> Result<()> {
         Some(data) => {
             let dataset = Dataset::open(data)?;
             let split = dataset.split(args.seed, 0.8);
-            let id = split.valid.first().cloned().context("the dataset needs at least 2 cases")?;
+            let id = split
+                .valid
+                .first()
+                .cloned()
+                .context("the dataset needs at least 2 cases")?;
             (data.clone(), data.clone(), id)
         }
         None => {
-            let shape: [usize; 3] = args.shape.clone().try_into().map_err(|_| anyhow::anyhow!("--shape needs 3 sizes"))?;
-            let config = SyntheticConfig { shape, ..SyntheticConfig::default() };
-            eprintln!("[1/5] making {} synthetic cases of {}x{}x{} in {}", args.cases + 1, shape[0], shape[1], shape[2], out.join("data").display());
+            let shape: [usize; 3] = args
+                .shape
+                .clone()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--shape needs 3 sizes"))?;
+            let config = SyntheticConfig {
+                shape,
+                ..SyntheticConfig::default()
+            };
+            eprintln!(
+                "[1/5] making {} synthetic cases of {}x{}x{} in {}",
+                args.cases + 1,
+                shape[0],
+                shape[1],
+                shape[2],
+                out.join("data").display()
+            );
             write_dataset(&out.join("data"), args.cases, &config, args.seed)?;
-            let heldout = write_dataset(&out.join("heldout"), 1, &config, args.seed.wrapping_add(1_000_003))?;
+            let heldout = write_dataset(
+                &out.join("heldout"),
+                1,
+                &config,
+                args.seed.wrapping_add(1_000_003),
+            )?;
             (out.join("data"), out.join("heldout"), heldout[0].clone())
         }
     };
 
     // 2. Train a small region-based model (Dice + BCE, z-scored volumes, foreground oversampling).
-    eprintln!("[2/5] training a small U-Net on the CPU ({} epochs x {} steps)", args.epochs, args.steps_per_epoch);
+    eprintln!(
+        "[2/5] training a small U-Net on the CPU ({} epochs x {} steps)",
+        args.epochs, args.steps_per_epoch
+    );
     let run = out.join("run");
     let train_args = super::train::Args {
         data: Some(data.clone()),
@@ -97,8 +126,15 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("[3/5] segmenting held-out case {heldout_id} with sliding windows");
     let device = super::device(super::Backend::Cpu)?;
     let loaded = super::model_io::load_model(Some(&run.join("best.safetensors")), &device)?;
-    let inference = InferenceConfig { tiling: Tiling::Sliding, overlap: 0.5, ..loaded.inference.clone() };
-    let case = Dataset::open(&heldout_data)?.case(&heldout_id).context("held-out case vanished")?.load()?;
+    let inference = InferenceConfig {
+        tiling: Tiling::Sliding,
+        overlap: 0.5,
+        ..loaded.inference.clone()
+    };
+    let case = Dataset::open(&heldout_data)?
+        .case(&heldout_id)
+        .context("held-out case vanished")?
+        .load()?;
     let (labels, _) = super::predict::segment(&case, &loaded, &inference, 0.5, 0, &device)?;
     let predictions = out.join("predictions");
     std::fs::create_dir_all(&predictions)?;
@@ -107,16 +143,33 @@ pub fn run(args: Args) -> Result<()> {
 
     // 4. Evaluate against the held-out ground truth.
     eprintln!("[4/5] evaluating");
-    let truth = case.label.clone().context("the held-out case has no label")?;
-    let metrics = CaseMetrics::compute(labels.view(), truth.view(), case.geometry.spacing()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let summary = Summary::new(vec![CaseRow { case: heldout_id.clone(), metrics: metrics.clone() }]);
+    let truth = case
+        .label
+        .clone()
+        .context("the held-out case has no label")?;
+    let metrics = CaseMetrics::compute(labels.view(), truth.view(), case.geometry.spacing())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let summary = Summary::new(vec![CaseRow {
+        case: heldout_id.clone(),
+        metrics: metrics.clone(),
+    }]);
     brainseg_visualize::write_atomic(run.join("evaluation.json"), summary.to_json().as_bytes())?;
     brainseg_visualize::write_atomic(run.join("evaluation.csv"), summary.to_csv().as_bytes())?;
 
     // 5. Pictures and the report.
     eprintln!("[5/5] drawing pictures and the report");
     let pictures = run.join("pictures");
-    super::show::draw_case(&case, Some(&truth), Some(&labels), &pictures, None, brainseg_visualize::Convention::Radiological, brainseg_visualize::Overlay::Replace, None, true)?;
+    super::show::draw_case(
+        &case,
+        Some(&truth),
+        Some(&labels),
+        &pictures,
+        None,
+        brainseg_visualize::Convention::Radiological,
+        brainseg_visualize::Overlay::Replace,
+        None,
+        true,
+    )?;
     let report = out.join("report.html");
     super::report::build(&run, "brainseg demo")?.write(&report)?;
 
@@ -128,7 +181,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!();
     println!("data:        {}", data.display());
-    println!("run:         {} (metrics.csv, curves.png, best.safetensors)", run.display());
+    println!(
+        "run:         {} (metrics.csv, curves.png, best.safetensors)",
+        run.display()
+    );
     println!("prediction:  {}", label_path.display());
     println!("pictures:    {}", pictures.display());
     println!("report:      {}", report.display());

@@ -36,9 +36,14 @@ fn numbering(labels: super::predict::Labels) -> LabelNumbering {
 
 /// Case id of a label file: its name without `.nii.gz`/`.nii` (and without a BraTS `_seg`/`-seg` suffix).
 fn case_id(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
-    stem.trim_end_matches("_seg").trim_end_matches("-seg").to_string()
+    stem.trim_end_matches("_seg")
+        .trim_end_matches("-seg")
+        .to_string()
 }
 
 fn is_nifti(path: &Path) -> bool {
@@ -47,12 +52,19 @@ fn is_nifti(path: &Path) -> bool {
 }
 
 /// Label files by case id, with the numbering they are stored in.
-fn label_files(path: &Path, given: LabelNumbering, what: &str) -> Result<BTreeMap<String, (PathBuf, LabelNumbering)>> {
+fn label_files(
+    path: &Path,
+    given: LabelNumbering,
+    what: &str,
+) -> Result<BTreeMap<String, (PathBuf, LabelNumbering)>> {
     if !path.exists() {
         bail!("{}: {what} path does not exist", path.display());
     }
     if path.is_file() {
-        return Ok(BTreeMap::from([(case_id(path), (path.to_path_buf(), given))]));
+        return Ok(BTreeMap::from([(
+            case_id(path),
+            (path.to_path_buf(), given),
+        )]));
     }
     // A dataset knows where its labels are and how they are numbered.
     if let Ok(dataset) = Dataset::open(path) {
@@ -66,25 +78,38 @@ fn label_files(path: &Path, given: LabelNumbering, what: &str) -> Result<BTreeMa
         }
     }
     let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(path).with_context(|| format!("{}: cannot list the folder", path.display()))? {
+    for entry in std::fs::read_dir(path)
+        .with_context(|| format!("{}: cannot list the folder", path.display()))?
+    {
         let file = entry?.path();
         if file.is_file() && is_nifti(&file) && !file.to_string_lossy().contains("_probabilities") {
             files.insert(case_id(&file), (file, given));
         }
     }
     if files.is_empty() {
-        bail!("{}: no label maps (.nii or .nii.gz) found for the {what}", path.display());
+        bail!(
+            "{}: no label maps (.nii or .nii.gz) found for the {what}",
+            path.display()
+        );
     }
     Ok(files)
 }
 
-fn read_msd(path: &Path, numbering: LabelNumbering) -> Result<(ndarray::Array3<u8>, brainseg_volume::Geometry)> {
+fn read_msd(
+    path: &Path,
+    numbering: LabelNumbering,
+) -> Result<(ndarray::Array3<u8>, brainseg_volume::Geometry)> {
     let (raw, geometry) = read_label(path)?;
     let mut msd = raw;
     for v in msd.iter_mut() {
-        *v = numbering
-            .to_msd(*v)
-            .with_context(|| format!("{}: label value {} is not a {:?} label", path.display(), *v, numbering))?;
+        *v = numbering.to_msd(*v).with_context(|| {
+            format!(
+                "{}: label value {} is not a {:?} label",
+                path.display(),
+                *v,
+                numbering
+            )
+        })?;
     }
     Ok((msd, geometry))
 }
@@ -93,16 +118,34 @@ pub fn run(args: Args) -> Result<()> {
     let preds = label_files(&args.pred, numbering(args.pred_labels), "prediction")?;
     let truths = label_files(&args.truth, numbering(args.truth_labels), "ground truth")?;
     // One file against one file: match them whatever their names.
-    let pairs: Vec<(String, (PathBuf, LabelNumbering), (PathBuf, LabelNumbering))> = if preds.len() == 1 && truths.len() == 1 {
-        let (id, p) = preds.iter().next().expect("one");
-        vec![(id.clone(), p.clone(), truths.values().next().expect("one").clone())]
-    } else {
-        preds.iter().filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone()))).collect()
-    };
-    let missing: Vec<&String> = truths.keys().filter(|id| !preds.contains_key(*id)).collect();
-    let extra: Vec<&String> = preds.keys().filter(|id| !truths.contains_key(*id)).collect();
+    let pairs: Vec<(String, (PathBuf, LabelNumbering), (PathBuf, LabelNumbering))> =
+        if preds.len() == 1 && truths.len() == 1 {
+            let (id, p) = preds.iter().next().expect("one");
+            vec![(
+                id.clone(),
+                p.clone(),
+                truths.values().next().expect("one").clone(),
+            )]
+        } else {
+            preds
+                .iter()
+                .filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone())))
+                .collect()
+        };
+    let missing: Vec<&String> = truths
+        .keys()
+        .filter(|id| !preds.contains_key(*id))
+        .collect();
+    let extra: Vec<&String> = preds
+        .keys()
+        .filter(|id| !truths.contains_key(*id))
+        .collect();
     if pairs.is_empty() {
-        bail!("no case of {} matches a case of {} by name", args.pred.display(), args.truth.display());
+        bail!(
+            "no case of {} matches a case of {} by name",
+            args.pred.display(),
+            args.truth.display()
+        );
     }
     let bar = super::progress::bar(pairs.len() as u64, "cases");
     let mut rows = vec![];
@@ -113,12 +156,22 @@ pub fn run(args: Args) -> Result<()> {
             let (pred, _) = read_msd(pred_path, *pred_numbering)?;
             let (truth, geometry) = read_msd(truth_path, *truth_numbering)?;
             if pred.shape() != truth.shape() {
-                bail!("{}: shape {:?} differs from the ground truth's {:?} ({})", pred_path.display(), pred.shape(), truth.shape(), truth_path.display());
+                bail!(
+                    "{}: shape {:?} differs from the ground truth's {:?} ({})",
+                    pred_path.display(),
+                    pred.shape(),
+                    truth.shape(),
+                    truth_path.display()
+                );
             }
-            CaseMetrics::compute(pred.view(), truth.view(), geometry.spacing()).map_err(|e| anyhow::anyhow!("{e}"))
+            CaseMetrics::compute(pred.view(), truth.view(), geometry.spacing())
+                .map_err(|e| anyhow::anyhow!("{e}"))
         })();
         match scored {
-            Ok(metrics) => rows.push(CaseRow { case: id.clone(), metrics }),
+            Ok(metrics) => rows.push(CaseRow {
+                case: id.clone(),
+                metrics,
+            }),
             Err(e) => {
                 bar.suspend(|| eprintln!("error: case {id}: {e:#}"));
                 failed.push(id.clone());
@@ -129,7 +182,11 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     if rows.is_empty() {
         // Nothing scored: no tables or files of zero cases.
-        bail!("{} case(s) could not be scored: {}", failed.len(), failed.join(", "));
+        bail!(
+            "{} case(s) could not be scored: {}",
+            failed.len(),
+            failed.join(", ")
+        );
     }
     let summary = Summary::new(rows);
     println!("{}", summary.to_text());
@@ -137,14 +194,33 @@ pub fn run(args: Args) -> Result<()> {
     let mean = |key: &str| summary.stats(key).and_then(|s| s.mean);
     let classes: Vec<SensSpec> = ["edema", "non_enhancing", "enhancing"]
         .iter()
-        .map(|c| SensSpec { sensitivity: mean(&format!("{c}_sensitivity")), specificity: mean(&format!("{c}_specificity")) })
+        .map(|c| SensSpec {
+            sensitivity: mean(&format!("{c}_sensitivity")),
+            specificity: mean(&format!("{c}_specificity")),
+        })
         .collect();
     println!("{}", sens_spec_table(&classes));
     if !missing.is_empty() {
-        println!("no prediction for {} ground-truth case(s): {}", missing.len(), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "no prediction for {} ground-truth case(s): {}",
+            missing.len(),
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if !extra.is_empty() && pairs.len() > 1 {
-        println!("no ground truth for {} predicted case(s): {}", extra.len(), extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "no ground truth for {} predicted case(s): {}",
+            extra.len(),
+            extra
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(csv) = &args.csv {
         brainseg_visualize::write_atomic(csv, summary.to_csv().as_bytes())?;
@@ -155,7 +231,11 @@ pub fn run(args: Args) -> Result<()> {
         println!("wrote {}", json.display());
     }
     if !failed.is_empty() {
-        bail!("{} case(s) could not be scored: {}", failed.len(), failed.join(", "));
+        bail!(
+            "{} case(s) could not be scored: {}",
+            failed.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }

@@ -42,7 +42,12 @@ struct Report {
     labels: Vec<LabelCount>,
 }
 
-fn volume_info(name: &str, data: ndarray::ArrayView3<f32>, geometry: &brainseg_volume::Geometry, dtype: &str) -> VolumeInfo {
+fn volume_info(
+    name: &str,
+    data: ndarray::ArrayView3<f32>,
+    geometry: &brainseg_volume::Geometry,
+    dtype: &str,
+) -> VolumeInfo {
     let (mut min, mut max, mut sum, mut n) = (f32::INFINITY, f32::NEG_INFINITY, 0f64, 0usize);
     for &v in data.iter() {
         min = min.min(v);
@@ -72,7 +77,11 @@ fn label_counts(label: &ndarray::Array3<u8>) -> Vec<LabelCount> {
     (0..4u8)
         .map(|l| LabelCount {
             label: l,
-            name: if l == 0 { "background".into() } else { CLASS_NAMES[l as usize - 1].into() },
+            name: if l == 0 {
+                "background".into()
+            } else {
+                CLASS_NAMES[l as usize - 1].into()
+            },
             voxels: counts[l as usize],
         })
         .collect()
@@ -81,13 +90,28 @@ fn label_counts(label: &ndarray::Array3<u8>) -> Vec<LabelCount> {
 pub fn run(args: Args) -> Result<()> {
     let path = &args.path;
     let is_file = path.is_file();
-    let mut report = Report { path: path.display().to_string(), layout: None, cases: vec![], volumes: vec![], labels: vec![] };
+    let mut report = Report {
+        path: path.display().to_string(),
+        layout: None,
+        cases: vec![],
+        volumes: vec![],
+        labels: vec![],
+    };
     if is_file && !path.join("dataset.json").exists() && path.extension().is_some() {
         // A single NIfTI file: describe every channel.
         let image = read_image(path)?;
         for c in 0..image.data.shape()[0] {
-            let name = if image.data.shape()[0] == 1 { "volume".to_string() } else { format!("channel {c}") };
-            report.volumes.push(volume_info(&name, image.data.index_axis(ndarray::Axis(0), c), &image.geometry, &image.source_dtype));
+            let name = if image.data.shape()[0] == 1 {
+                "volume".to_string()
+            } else {
+                format!("channel {c}")
+            };
+            report.volumes.push(volume_info(
+                &name,
+                image.data.index_axis(ndarray::Axis(0), c),
+                &image.geometry,
+                &image.source_dtype,
+            ));
         }
     } else {
         let dataset = Dataset::open(path)?;
@@ -100,7 +124,12 @@ pub fn run(args: Args) -> Result<()> {
                 ImageSource::FourD(p) | ImageSource::PerModality([p, ..]) => read_dtype(p),
             };
             for (c, name) in MODALITIES.iter().enumerate() {
-                report.volumes.push(volume_info(name, case.image.index_axis(ndarray::Axis(0), c), &case.geometry, &dtype));
+                report.volumes.push(volume_info(
+                    name,
+                    case.image.index_axis(ndarray::Axis(0), c),
+                    &case.geometry,
+                    &dtype,
+                ));
             }
             if let Some(label) = &case.label {
                 report.labels = label_counts(label);
@@ -138,8 +167,16 @@ fn print_table(report: &Report) {
             "volume", "shape", "dtype", "spacing (mm)", "orient", "min", "max", "mean (nonzero)"
         );
         for v in &report.volumes {
-            let shape = v.shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x");
-            let spacing = format!("{:.3} x {:.3} x {:.3}", v.spacing_mm[0], v.spacing_mm[1], v.spacing_mm[2]);
+            let shape = v
+                .shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("x");
+            let spacing = format!(
+                "{:.3} x {:.3} x {:.3}",
+                v.spacing_mm[0], v.spacing_mm[1], v.spacing_mm[2]
+            );
             println!(
                 "{:<10} {:<16} {:<8} {:<24} {:<6} {:>12.4} {:>12.4} {:>14.4}",
                 v.name, shape, v.dtype, spacing, v.orientation, v.min, v.max, v.mean_nonzero
@@ -148,10 +185,19 @@ fn print_table(report: &Report) {
     }
     if !report.labels.is_empty() {
         println!();
-        println!("{:<6} {:<22} {:>12} {:>9}", "label", "class (MSD numbering)", "voxels", "volume %");
+        println!(
+            "{:<6} {:<22} {:>12} {:>9}",
+            "label", "class (MSD numbering)", "voxels", "volume %"
+        );
         let total: usize = report.labels.iter().map(|l| l.voxels).sum();
         for l in &report.labels {
-            println!("{:<6} {:<22} {:>12} {:>8.3}%", l.label, l.name, l.voxels, 100.0 * l.voxels as f64 / total.max(1) as f64);
+            println!(
+                "{:<6} {:<22} {:>12} {:>8.3}%",
+                l.label,
+                l.name,
+                l.voxels,
+                100.0 * l.voxels as f64 / total.max(1) as f64
+            );
         }
     }
 }

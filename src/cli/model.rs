@@ -1,7 +1,10 @@
 //! `brainseg model`: the layer table and parameter count of a configuration or a model file.
 use anyhow::{Context, Result};
 use brainseg_infer::CHECKPOINT_METADATA_KEY;
-use brainseg_model::checkpoint::{load_checkpoint, read_checkpoint_config, read_metadata, save_checkpoint_with_metadata, StorageDtype};
+use brainseg_model::checkpoint::{
+    load_checkpoint, read_checkpoint_config, read_metadata, save_checkpoint_with_metadata,
+    StorageDtype,
+};
 use brainseg_model::{summary::summary, UNet3dConfig};
 use std::path::PathBuf;
 
@@ -35,7 +38,10 @@ pub fn run(args: Args) -> Result<()> {
         let device = brainseg_model::cpu_device();
         let model = load_checkpoint(source, None, &device)?;
         let inference = read_metadata(source, CHECKPOINT_METADATA_KEY)?;
-        let extra: Vec<(&str, &str)> = inference.as_deref().map(|v| vec![(CHECKPOINT_METADATA_KEY, v)]).unwrap_or_default();
+        let extra: Vec<(&str, &str)> = inference
+            .as_deref()
+            .map(|v| vec![(CHECKPOINT_METADATA_KEY, v)])
+            .unwrap_or_default();
         save_checkpoint_with_metadata(&model, target, StorageDtype::F16, &extra)?;
         println!("wrote {} (f16 weights)", target.display());
         return Ok(());
@@ -50,8 +56,13 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(d) = args.depth {
         config.depth = d;
     }
-    let [x, y, z]: [usize; 3] = args.patch.clone().try_into().map_err(|_| anyhow::anyhow!("--patch needs 3 sizes"))?;
-    let table = summary(&config, [config.in_channels, x, y, z]).context("cannot describe this configuration")?;
+    let [x, y, z]: [usize; 3] = args
+        .patch
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--patch needs 3 sizes"))?;
+    let table = summary(&config, [config.in_channels, x, y, z])
+        .context("cannot describe this configuration")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&table)?);
     } else if args.summary {

@@ -21,7 +21,10 @@ pub struct LoadedModel {
 impl LoadedModel {
     pub fn describe(&self) -> String {
         let c = self.model.config();
-        format!("depth {}, {} base filters, {} outputs as {:?}", c.depth, c.base_filters, c.out_classes, self.targets)
+        format!(
+            "depth {}, {} base filters, {} outputs as {:?}",
+            c.depth, c.base_filters, c.out_classes, self.targets
+        )
     }
 }
 
@@ -36,7 +39,8 @@ pub fn load_model(path: Option<&Path>, device: &Device) -> Result<LoadedModel> {
         None => {
             #[cfg(bundled_model)]
             {
-                let tmp = tempfile::NamedTempFile::new().context("cannot unpack the bundled model")?;
+                let tmp =
+                    tempfile::NamedTempFile::new().context("cannot unpack the bundled model")?;
                 std::fs::write(tmp.path(), BUNDLED).context("cannot unpack the bundled model")?;
                 file = tmp.path().to_path_buf();
                 name = "bundled BraTS model".into();
@@ -46,20 +50,30 @@ pub fn load_model(path: Option<&Path>, device: &Device) -> Result<LoadedModel> {
             anyhow::bail!("this build has no bundled model; pass --model <weights.safetensors>");
         }
     }
-    let model = checkpoint::load_checkpoint(&file, None, device).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model =
+        checkpoint::load_checkpoint(&file, None, device).map_err(|e| anyhow::anyhow!("{e}"))?;
     let inference: InferenceConfig = checkpoint::read_metadata(&file, CHECKPOINT_METADATA_KEY)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .map(|json| serde_json::from_str(&json))
         .transpose()
-        .with_context(|| format!("{}: the inference settings in the file are unreadable", file.display()))?
+        .with_context(|| {
+            format!(
+                "{}: the inference settings in the file are unreadable",
+                file.display()
+            )
+        })?
         .unwrap_or_default();
     let targets = match model.config().targets {
         brainseg_model::Targets::Classes => Targets::Classes,
         brainseg_model::Targets::Regions => Targets::Regions,
     };
-    Ok(LoadedModel { model, name, inference, targets })
+    Ok(LoadedModel {
+        model,
+        name,
+        inference,
+        targets,
+    })
 }
-
 
 pub struct ModelPredictor<'a> {
     pub model: &'a UNet3d,
@@ -72,6 +86,7 @@ impl PatchPredictor for ModelPredictor<'_> {
     }
     fn predict(&mut self, batch: ArrayView5<f32>) -> Array5<f32> {
         // Tile shapes come from the model's own training patch size, checked when it was loaded.
-        predict_batch(self.model, batch, self.device).expect("tile shape validated against the model")
+        predict_batch(self.model, batch, self.device)
+            .expect("tile shape validated against the model")
     }
 }

@@ -70,7 +70,8 @@ pub fn run(args: Args) -> Result<()> {
     let device = super::device(args.backend)?;
     let loaded = load_model(args.model.as_deref(), &device)?;
     let dataset = Dataset::open(&args.input)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
     let mut config = loaded.inference.clone();
     config.tiling = match args.tiling {
         TilingArg::Seed => Tiling::Seed,
@@ -81,7 +82,13 @@ pub fn run(args: Args) -> Result<()> {
     config.batch_size = args.batch_size;
     config.validate()?;
 
-    eprintln!("model: {} ({}), tiles {:?}, {:?} tiling", loaded.name, loaded.describe(), config.tile, config.tiling);
+    eprintln!(
+        "model: {} ({}), tiles {:?}, {:?} tiling",
+        loaded.name,
+        loaded.describe(),
+        config.tile,
+        config.tiling
+    );
     let cases = progress::bar(dataset.cases.len() as u64, "cases");
     let mut failures = vec![];
     let mut rows = vec![];
@@ -90,22 +97,42 @@ pub fn run(args: Args) -> Result<()> {
         let started = Instant::now();
         let outcome = (|| -> Result<(usize, f64)> {
             let case = case_ref.load()?;
-            let (labels, probs) = segment(&case, &loaded, &config, args.threshold, args.min_component, &device)?;
+            let (labels, probs) = segment(
+                &case,
+                &loaded,
+                &config,
+                args.threshold,
+                args.min_component,
+                &device,
+            )?;
             let tumour = labels.iter().filter(|&&v| v > 0).count();
             let numbering = match args.labels {
                 Labels::Msd => LabelNumbering::Msd,
                 Labels::Brats => LabelNumbering::Brats,
             };
             let on_disk = labels.mapv(|v| numbering.from_msd(v));
-            write_label(&args.out.join(format!("{}.nii.gz", case.id)), &on_disk, &case.geometry)?;
+            write_label(
+                &args.out.join(format!("{}.nii.gz", case.id)),
+                &on_disk,
+                &case.geometry,
+            )?;
             if args.probabilities {
-                write_probabilities(&args.out.join(format!("{}_probabilities.nii.gz", case.id)), &probs, &case.geometry)?;
+                write_probabilities(
+                    &args.out.join(format!("{}_probabilities.nii.gz", case.id)),
+                    &probs,
+                    &case.geometry,
+                )?;
             }
             let [sx, sy, sz] = case.geometry.spacing();
             Ok((tumour, tumour as f64 * (sx * sy * sz) as f64 / 1000.0))
         })();
         match outcome {
-            Ok((voxels, ml)) => rows.push((case_ref.id.clone(), voxels, ml, started.elapsed().as_secs_f64())),
+            Ok((voxels, ml)) => rows.push((
+                case_ref.id.clone(),
+                voxels,
+                ml,
+                started.elapsed().as_secs_f64(),
+            )),
             Err(error) => {
                 cases.suspend(|| eprintln!("error: case {}: {error:#}", case_ref.id));
                 failures.push(case_ref.id.clone());
@@ -114,14 +141,30 @@ pub fn run(args: Args) -> Result<()> {
         cases.inc(1);
     }
     cases.finish_and_clear();
-    println!("{:<28} {:>14} {:>12} {:>10}", "case", "tumour voxels", "volume (ml)", "seconds");
+    println!(
+        "{:<28} {:>14} {:>12} {:>10}",
+        "case", "tumour voxels", "volume (ml)", "seconds"
+    );
     for (id, voxels, ml, seconds) in &rows {
         println!("{id:<28} {voxels:>14} {ml:>12.2} {seconds:>10.1}");
     }
-    println!("wrote {} label map(s) to {} ({} numbering); peak memory {}", rows.len(), args.out.display(),
-        match args.labels { Labels::Msd => "MSD", Labels::Brats => "BraTS" }, super::peak_memory());
+    println!(
+        "wrote {} label map(s) to {} ({} numbering); peak memory {}",
+        rows.len(),
+        args.out.display(),
+        match args.labels {
+            Labels::Msd => "MSD",
+            Labels::Brats => "BraTS",
+        },
+        super::peak_memory()
+    );
     if !failures.is_empty() {
-        bail!("{} of {} case(s) failed: {}", failures.len(), dataset.cases.len(), failures.join(", "));
+        bail!(
+            "{} of {} case(s) failed: {}",
+            failures.len(),
+            dataset.cases.len(),
+            failures.join(", ")
+        );
     }
     Ok(())
 }
@@ -137,9 +180,16 @@ pub fn segment(
 ) -> Result<(ndarray::Array3<u8>, ndarray::Array4<f32>)> {
     let channels = case.image.shape()[0];
     if channels != loaded.model.config().in_channels {
-        bail!("case {}: {channels} channels, the model expects {}", case.id, loaded.model.config().in_channels);
+        bail!(
+            "case {}: {channels} channels, the model expects {}",
+            case.id,
+            loaded.model.config().in_channels
+        );
     }
-    let mut predictor = ModelPredictor { model: &loaded.model, device };
+    let mut predictor = ModelPredictor {
+        model: &loaded.model,
+        device,
+    };
     let tiles = progress::bar(0, "tiles");
     let probs = predict_probabilities(&mut predictor, case.image.view(), config, |done, total| {
         tiles.set_length(total as u64);

@@ -22,8 +22,15 @@ pub struct Args {
 
 fn csv_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().unwrap_or_default().split(',').map(str::to_string).collect();
-    let rows = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
+    let header = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
     (header, rows)
 }
 
@@ -32,7 +39,10 @@ fn pictures_in(dir: &Path) -> Vec<PathBuf> {
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     found.retain(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         (name.ends_with(".png") || name.ends_with(".gif")) && name != "curves.png"
     });
     found.sort();
@@ -47,7 +57,11 @@ pub fn build(dir: &Path, title: &str) -> Result<HtmlReport> {
     let mut report = HtmlReport::new(title);
     let mut sections = 0;
     if let Ok(config) = std::fs::read_to_string(dir.join("config.json")) {
-        report = report.section(Section::new("Training run").text(format!("Run folder: {}", dir.display())).preformatted(config));
+        report = report.section(
+            Section::new("Training run")
+                .text(format!("Run folder: {}", dir.display()))
+                .preformatted(config),
+        );
         sections += 1;
     }
     if let Ok(metrics) = std::fs::read_to_string(dir.join("metrics.csv")) {
@@ -61,8 +75,13 @@ pub fn build(dir: &Path, title: &str) -> Result<HtmlReport> {
     }
     let evaluation = dir.join("evaluation.json");
     if evaluation.is_file() {
-        let summary: Summary = serde_json::from_slice(&std::fs::read(&evaluation)?)
-            .with_context(|| format!("{}: not an evaluation written by `brainseg evaluate --json`", evaluation.display()))?;
+        let summary: Summary =
+            serde_json::from_slice(&std::fs::read(&evaluation)?).with_context(|| {
+                format!(
+                    "{}: not an evaluation written by `brainseg evaluate --json`",
+                    evaluation.display()
+                )
+            })?;
         report = report.section(
             Section::new("Evaluation")
                 .text("Per case and aggregated: Dice, sensitivity and specificity per class; Dice and HD95 (mm) per BraTS region (WT, TC, ET).")
@@ -75,21 +94,35 @@ pub fn build(dir: &Path, title: &str) -> Result<HtmlReport> {
     if !pictures.is_empty() {
         let mut section = Section::new("Pictures");
         for path in &pictures {
-            let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            let caption = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            section = if caption.ends_with(".gif") { section.gif(caption, bytes) } else { section.png(caption, bytes) };
+            let bytes =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let caption = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            section = if caption.ends_with(".gif") {
+                section.gif(caption, bytes)
+            } else {
+                section.png(caption, bytes)
+            };
         }
         report = report.section(section);
         sections += 1;
     }
     if sections == 0 {
-        bail!("{}: nothing to report (no config.json, metrics.csv, evaluation.json or pictures)", dir.display());
+        bail!(
+            "{}: nothing to report (no config.json, metrics.csv, evaluation.json or pictures)",
+            dir.display()
+        );
     }
     Ok(report)
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| args.dir.join("report.html"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dir.join("report.html"));
     build(&args.dir, &args.title)?.write(&out)?;
     println!("wrote {}", out.display());
     Ok(())

@@ -6,9 +6,16 @@ use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum NormArg { None, Batch, Instance }
+pub enum NormArg {
+    None,
+    Batch,
+    Instance,
+}
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum UpArg { Nearest, Transposed }
+pub enum UpArg {
+    Nearest,
+    Transposed,
+}
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum TargetArg {
     /// The seed's: one sigmoid channel per class (edema, non-enhancing, enhancing).
@@ -96,11 +103,17 @@ pub struct Args {
 }
 
 pub fn config_from(args: &Args) -> Result<TrainConfig> {
-    let Some(data) = args.data.clone() else { bail!("--data is required") };
+    let Some(data) = args.data.clone() else {
+        bail!("--data is required")
+    };
     if !data.exists() {
         bail!("{}: path does not exist", data.display());
     }
-    let patch: [usize; 3] = args.patch.clone().try_into().map_err(|_| anyhow::anyhow!("--patch needs 3 sizes"))?;
+    let patch: [usize; 3] = args
+        .patch
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--patch needs 3 sizes"))?;
     let targets = match args.targets {
         TargetArg::Classes => Targets::Classes,
         TargetArg::Regions => Targets::Regions,
@@ -108,8 +121,15 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     let model = UNet3dConfig {
         depth: args.depth,
         base_filters: args.base_filters,
-        upsampling: match args.upsampling { UpArg::Nearest => Upsampling::Nearest, UpArg::Transposed => Upsampling::TransposedConv },
-        normalisation: match args.norm { NormArg::None => Normalisation::None, NormArg::Batch => Normalisation::Batch, NormArg::Instance => Normalisation::Instance },
+        upsampling: match args.upsampling {
+            UpArg::Nearest => Upsampling::Nearest,
+            UpArg::Transposed => Upsampling::TransposedConv,
+        },
+        normalisation: match args.norm {
+            NormArg::None => Normalisation::None,
+            NormArg::Batch => Normalisation::Batch,
+            NormArg::Instance => Normalisation::Instance,
+        },
         targets,
         ..UNet3dConfig::default()
     };
@@ -121,11 +141,21 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
             size: patch,
             background_threshold: args.background_threshold,
             foreground_share: args.foreground_share,
-            targets: match targets { Targets::Classes => brainseg_transforms::Targets::Classes, Targets::Regions => brainseg_transforms::Targets::Regions },
+            targets: match targets {
+                Targets::Classes => brainseg_transforms::Targets::Classes,
+                Targets::Regions => brainseg_transforms::Targets::Regions,
+            },
             ..PatchConfig::default()
         },
-        standardization: match args.standardization { StdArg::Seed => Standardization::SeedSlices, StdArg::Zscore => Standardization::ZScoreBrain },
-        augment: if args.no_augment { AugmentConfig::off() } else { AugmentConfig::default() },
+        standardization: match args.standardization {
+            StdArg::Seed => Standardization::SeedSlices,
+            StdArg::Zscore => Standardization::ZScoreBrain,
+        },
+        augment: if args.no_augment {
+            AugmentConfig::off()
+        } else {
+            AugmentConfig::default()
+        },
         batch_size: args.batch_size,
     };
     let epochs = args.epochs.unwrap_or(10);
@@ -143,7 +173,10 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
         steps_per_epoch: args.steps_per_epoch,
         valid_patches_per_case: args.valid_patches,
         learning_rate: args.learning_rate,
-        loss: match args.loss { LossArg::SoftDice => LossKind::SoftDice, LossArg::DiceBce => LossKind::DiceBce },
+        loss: match args.loss {
+            LossArg::SoftDice => LossKind::SoftDice,
+            LossArg::DiceBce => LossKind::DiceBce,
+        },
         seed: args.seed,
         train_fraction: args.train_fraction,
         queue_depth: args.queue,
@@ -152,7 +185,11 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
 
 /// Run training with progress bars; used by `train` and `demo`. Returns the run's whole history and how
 /// many of its epochs this call trained (0 when a resumed run was already finished).
-pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend: super::Backend) -> Result<(Vec<brainseg_train::EpochRecord>, usize)> {
+pub fn run_training(
+    config: Option<TrainConfig>,
+    out: &std::path::Path,
+    backend: super::Backend,
+) -> Result<(Vec<brainseg_train::EpochRecord>, usize)> {
     let device = super::training_device(backend)?;
     let cache_bar = super::progress::bar(0, "decoding");
     let step_bar = super::progress::bar(0, "epoch");
@@ -167,7 +204,12 @@ pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend:
                 cache_bar.finish_and_clear();
             }
         }
-        TrainEvent::Step { epoch, step, steps, loss } => {
+        TrainEvent::Step {
+            epoch,
+            step,
+            steps,
+            loss,
+        } => {
             if step == 1 {
                 step_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 step_bar.reset();
@@ -181,7 +223,10 @@ pub fn run_training(config: Option<TrainConfig>, out: &std::path::Path, backend:
         TrainEvent::Epoch(r) => {
             trained += 1;
             step_bar.finish_and_clear();
-            let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "  -  ".into());
+            let f = |v: Option<f64>| {
+                v.map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "  -  ".into())
+            };
             eprintln!(
                 "epoch {:>3}: train loss {:.4}  valid loss {:.4}  Dice ed/ne/en {}/{}/{}  WT/TC/ET {}/{}/{}  ({:.0} s)",
                 r.epoch, r.train_loss, r.valid_loss, f(r.dice_edema), f(r.dice_non_enhancing), f(r.dice_enhancing), f(r.dice_wt), f(r.dice_tc), f(r.dice_et), r.seconds
@@ -199,13 +244,32 @@ pub fn run(args: Args) -> Result<()> {
             }
             (None, run.clone())
         }
-        None => (Some(config_from(&args)?), args.out.clone().expect("required by clap")),
+        None => (
+            Some(config_from(&args)?),
+            args.out.clone().expect("required by clap"),
+        ),
     };
     let (history, trained) = run_training(config, &out, args.backend)?;
-    match history.iter().max_by(|a, b| a.dice_mean.total_cmp(&b.dice_mean)) {
-        Some(best) if trained > 0 => println!("best epoch {} (mean region Dice {:.3}); model: {}", best.epoch, best.dice_mean, out.join("best.safetensors").display()),
-        _ => println!("nothing left to train in {}: all {} epochs are done (--epochs N continues it)", out.display(), history.len()),
+    match history
+        .iter()
+        .max_by(|a, b| a.dice_mean.total_cmp(&b.dice_mean))
+    {
+        Some(best) if trained > 0 => println!(
+            "best epoch {} (mean region Dice {:.3}); model: {}",
+            best.epoch,
+            best.dice_mean,
+            out.join("best.safetensors").display()
+        ),
+        _ => println!(
+            "nothing left to train in {}: all {} epochs are done (--epochs N continues it)",
+            out.display(),
+            history.len()
+        ),
     }
-    println!("metrics: {}  curves: {}", out.join("metrics.csv").display(), out.join("curves.png").display());
+    println!(
+        "metrics: {}  curves: {}",
+        out.join("metrics.csv").display(),
+        out.join("curves.png").display()
+    );
     Ok(())
 }

@@ -10,18 +10,33 @@ use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let data = args.get(1).map(String::as_str).unwrap_or("../shared/data/brats2018");
+    let data = args
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or("../shared/data/brats2018");
     let batches: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let size: Vec<usize> = args.get(3).map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect()).unwrap_or(vec![160, 160, 16]);
+    let size: Vec<usize> = args
+        .get(3)
+        .map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or(vec![160, 160, 16]);
     let dataset = Dataset::open(std::path::Path::new(data))?;
     let split = dataset.split(0, 0.8);
     let cache = std::env::temp_dir().join("brainseg-pipeline-bench-cache");
     for standardization in [Standardization::SeedSlices, Standardization::ZScoreBrain] {
         let started = Instant::now();
-        let source = Arc::new(open_volumes(&dataset, &split, &cache, standardization, |_| {})?);
+        let source = Arc::new(open_volumes(
+            &dataset,
+            &split,
+            &cache,
+            standardization,
+            |_| {},
+        )?);
         let cached = started.elapsed().as_secs_f64();
         let config = SamplingConfig {
-            patch: PatchConfig { size: [size[0], size[1], size[2]], ..PatchConfig::default() },
+            patch: PatchConfig {
+                size: [size[0], size[1], size[2]],
+                ..PatchConfig::default()
+            },
             standardization,
             augment: AugmentConfig::default(),
             batch_size: 3,

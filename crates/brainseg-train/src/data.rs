@@ -107,22 +107,38 @@ fn nonzero_box(image: ArrayView4<f32>) -> [(usize, usize); 3] {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.persist(path).with_context(|| format!("{}: cannot move the temporary file into place", path.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("{}: write failed", path.display()))?;
+    tmp.persist(path).with_context(|| {
+        format!(
+            "{}: cannot move the temporary file into place",
+            path.display()
+        )
+    })?;
     Ok(())
 }
 
 /// Decode a case into the cache (or reuse a cache entry made from the same files and settings).
-pub fn cache_case(case: &CaseRef, cache_dir: &Path, standardization: Standardization) -> Result<CachedCase> {
-    fs::create_dir_all(cache_dir).with_context(|| format!("{}: cannot create the cache folder", cache_dir.display()))?;
+pub fn cache_case(
+    case: &CaseRef,
+    cache_dir: &Path,
+    standardization: Standardization,
+) -> Result<CachedCase> {
+    fs::create_dir_all(cache_dir)
+        .with_context(|| format!("{}: cannot create the cache folder", cache_dir.display()))?;
     let meta_path = cache_dir.join(format!("{}.json", case.id));
     let image_path = cache_dir.join(format!("{}.f32", case.id));
     let label_path = cache_dir.join(format!("{}.u8", case.id));
     let stamp = source_stamp(&case_files(case));
-    let existing: Option<CacheMeta> = fs::read(&meta_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let existing: Option<CacheMeta> = fs::read(&meta_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let fresh = match existing {
-        Some(meta) if meta.sources == stamp && meta.standardization == standardization => Some(meta),
+        Some(meta) if meta.sources == stamp && meta.standardization == standardization => {
+            Some(meta)
+        }
         _ => None,
     };
     let meta = match fresh {
@@ -130,46 +146,87 @@ pub fn cache_case(case: &CaseRef, cache_dir: &Path, standardization: Standardiza
         None => {
             let loaded = case.load()?;
             let Some(label) = loaded.label else {
-                bail!("case {}: no label file, it cannot be used for training", case.id)
+                bail!(
+                    "case {}: no label file, it cannot be used for training",
+                    case.id
+                )
             };
             let bbox = nonzero_box(loaded.image.view());
             let mut image = loaded
                 .image
-                .slice(s![.., bbox[0].0..bbox[0].1, bbox[1].0..bbox[1].1, bbox[2].0..bbox[2].1])
+                .slice(s![
+                    ..,
+                    bbox[0].0..bbox[0].1,
+                    bbox[1].0..bbox[1].1,
+                    bbox[2].0..bbox[2].1
+                ])
                 .to_owned();
-            let label = label.slice(s![bbox[0].0..bbox[0].1, bbox[1].0..bbox[1].1, bbox[2].0..bbox[2].1]).to_owned();
+            let label = label
+                .slice(s![
+                    bbox[0].0..bbox[0].1,
+                    bbox[1].0..bbox[1].1,
+                    bbox[2].0..bbox[2].1
+                ])
+                .to_owned();
             if !standardization.per_patch() {
                 standardization.apply(&mut image);
             }
             let shape: [usize; 4] = image.shape().try_into().expect("4-D");
             let floats: Vec<u8> = image.iter().flat_map(|v| v.to_ne_bytes()).collect();
             write_atomic(&image_path, &floats)?;
-            write_atomic(&label_path, label.as_standard_layout().as_slice().expect("standard layout"))?;
-            let meta = CacheMeta { id: case.id.clone(), shape, standardization, sources: stamp };
+            write_atomic(
+                &label_path,
+                label
+                    .as_standard_layout()
+                    .as_slice()
+                    .expect("standard layout"),
+            )?;
+            let meta = CacheMeta {
+                id: case.id.clone(),
+                shape,
+                standardization,
+                sources: stamp,
+            };
             write_atomic(&meta_path, &serde_json::to_vec(&meta)?)?;
             meta
         }
     };
     let open = |p: &Path| -> Result<Mmap> {
-        let file = fs::File::open(p).with_context(|| format!("{}: cannot open cache file", p.display()))?;
+        let file = fs::File::open(p)
+            .with_context(|| format!("{}: cannot open cache file", p.display()))?;
         // SAFETY: cache files are written once, atomically, and never modified in place.
-        unsafe { Mmap::map(&file) }.with_context(|| format!("{}: cannot map cache file", p.display()))
+        unsafe { Mmap::map(&file) }
+            .with_context(|| format!("{}: cannot map cache file", p.display()))
     };
     let image = open(&image_path)?;
     let label = open(&label_path)?;
     let voxels: usize = meta.shape[1..].iter().product();
     if image.len() != voxels * meta.shape[0] * 4 || label.len() != voxels {
-        bail!("{}: cache file has the wrong size; delete the cache folder", image_path.display());
+        bail!(
+            "{}: cache file has the wrong size; delete the cache folder",
+            image_path.display()
+        );
     }
-    Ok(CachedCase { id: meta.id, shape: meta.shape, image, label })
+    Ok(CachedCase {
+        id: meta.id,
+        shape: meta.shape,
+        image,
+        label,
+    })
 }
 
 /// Where training patches come from.
 pub enum PatchSource {
     /// Whole cases, sampled with the patch sampler.
-    Volumes { train: Vec<CachedCase>, valid: Vec<CachedCase> },
+    Volumes {
+        train: Vec<CachedCase>,
+        valid: Vec<CachedCase>,
+    },
     /// The seed's ready-made HDF5 patches (VolumeDataGenerator semantics).
-    SeedPatches { train: Vec<PathBuf>, valid: Vec<PathBuf> },
+    SeedPatches {
+        train: Vec<PathBuf>,
+        valid: Vec<PathBuf>,
+    },
 }
 
 /// Open a dataset for training: decode and cache the split's cases in parallel.
@@ -181,7 +238,12 @@ pub fn open_volumes(
     mut on_case: impl FnMut(&str) + Send,
 ) -> Result<PatchSource> {
     let find = |id: &String| -> Result<CaseRef> {
-        dataset.case(id).cloned().with_context(|| format!("split lists case {id}, which is not in {}", dataset.root.display()))
+        dataset.case(id).cloned().with_context(|| {
+            format!(
+                "split lists case {id}, which is not in {}",
+                dataset.root.display()
+            )
+        })
     };
     let train: Vec<CaseRef> = split.train.iter().map(find).collect::<Result<_>>()?;
     let valid: Vec<CaseRef> = split.valid.iter().map(find).collect::<Result<_>>()?;
@@ -226,8 +288,14 @@ pub fn item_rng(seed: u64, stream: u64, epoch: u64, step: u64, item: u64) -> Cha
 const TRAIN_STREAM: u64 = 1;
 const VALID_STREAM: u64 = 2;
 
-fn volume_item(case: &CachedCase, config: &SamplingConfig, rng: &mut ChaCha8Rng, augment_on: bool) -> Result<(Array4<f32>, Array4<f32>)> {
-    let patch = sample_patch(case.image(), case.label(), &config.patch, rng).with_context(|| format!("case {}", case.id))?;
+fn volume_item(
+    case: &CachedCase,
+    config: &SamplingConfig,
+    rng: &mut ChaCha8Rng,
+    augment_on: bool,
+) -> Result<(Array4<f32>, Array4<f32>)> {
+    let patch = sample_patch(case.image(), case.label(), &config.patch, rng)
+        .with_context(|| format!("case {}", case.id))?;
     let (mut image, mut target) = (patch.image, patch.target);
     if config.standardization.per_patch() {
         config.standardization.apply(&mut image);
@@ -238,13 +306,25 @@ fn volume_item(case: &CachedCase, config: &SamplingConfig, rng: &mut ChaCha8Rng,
     Ok((image, target))
 }
 
-fn seed_item(path: &Path, config: &SamplingConfig, rng: &mut ChaCha8Rng, augment_on: bool) -> Result<(Array4<f32>, Array4<f32>)> {
+fn seed_item(
+    path: &Path,
+    config: &SamplingConfig,
+    rng: &mut ChaCha8Rng,
+    augment_on: bool,
+) -> Result<(Array4<f32>, Array4<f32>)> {
     let SeedPatch { x: mut image, y } = read_seed_patch(path)?;
     let mut target = match config.patch.targets {
         brainseg_transforms::Targets::Classes => y,
         brainseg_transforms::Targets::Regions => {
             // Rebuild the label map from the one-hot classes, then encode regions.
-            let label = y.map_axis(Axis(0), |v| v.iter().enumerate().filter(|(_, &p)| p > 0.5).map(|(c, _)| c as u8 + 1).max().unwrap_or(0));
+            let label = y.map_axis(Axis(0), |v| {
+                v.iter()
+                    .enumerate()
+                    .filter(|(_, &p)| p > 0.5)
+                    .map(|(c, _)| c as u8 + 1)
+                    .max()
+                    .unwrap_or(0)
+            });
             config.patch.targets.encode(label.view())
         }
     };
@@ -274,7 +354,14 @@ impl PatchSource {
     }
 
     /// Start producing the batches of one epoch in a background thread; at most `queue_depth` wait.
-    pub fn epoch_batches(self: &Arc<Self>, config: &SamplingConfig, seed: u64, epoch: u64, steps: usize, queue_depth: usize) -> Receiver<Result<Batch>> {
+    pub fn epoch_batches(
+        self: &Arc<Self>,
+        config: &SamplingConfig,
+        seed: u64,
+        epoch: u64,
+        steps: usize,
+        queue_depth: usize,
+    ) -> Receiver<Result<Batch>> {
         let (sender, receiver) = sync_channel(queue_depth.max(1));
         let source = Arc::clone(self);
         let config = config.clone();
@@ -284,7 +371,13 @@ impl PatchSource {
             let order: Vec<usize> = match &*source {
                 PatchSource::SeedPatches { train, .. } => {
                     let mut order: Vec<usize> = (0..train.len()).collect();
-                    order.shuffle(&mut item_rng(seed, TRAIN_STREAM, epoch, u64::from(u32::MAX) >> 8, 0));
+                    order.shuffle(&mut item_rng(
+                        seed,
+                        TRAIN_STREAM,
+                        epoch,
+                        u64::from(u32::MAX) >> 8,
+                        0,
+                    ));
                     order
                 }
                 PatchSource::Volumes { .. } => vec![],
@@ -299,9 +392,12 @@ impl PatchSource {
                                 let case = &train[rng.random_range(0..train.len())];
                                 volume_item(case, &config, &mut rng, true)
                             }
-                            PatchSource::SeedPatches { train, .. } => {
-                                seed_item(&train[order[step * config.batch_size + item]], &config, &mut rng, true)
-                            }
+                            PatchSource::SeedPatches { train, .. } => seed_item(
+                                &train[order[step * config.batch_size + item]],
+                                &config,
+                                &mut rng,
+                                true,
+                            ),
                         }
                     })
                     .collect();
@@ -315,12 +411,23 @@ impl PatchSource {
 
     /// The fixed validation batches: `per_case` patches from each validation case (seed patches: all
     /// validation files), no augmentation, the same every epoch.
-    pub fn validation_batches(&self, config: &SamplingConfig, seed: u64, per_case: usize) -> Result<Vec<Batch>> {
+    pub fn validation_batches(
+        &self,
+        config: &SamplingConfig,
+        seed: u64,
+        per_case: usize,
+    ) -> Result<Vec<Batch>> {
         let items: Vec<(Array4<f32>, Array4<f32>)> = match self {
             PatchSource::Volumes { valid, .. } => (0..valid.len() * per_case)
                 .into_par_iter()
                 .map(|i| {
-                    let mut rng = item_rng(seed, VALID_STREAM, 0, (i / per_case) as u64, (i % per_case) as u64);
+                    let mut rng = item_rng(
+                        seed,
+                        VALID_STREAM,
+                        0,
+                        (i / per_case) as u64,
+                        (i % per_case) as u64,
+                    );
                     volume_item(&valid[i / per_case], config, &mut rng, false)
                 })
                 .collect::<Result<_>>()?,

@@ -65,9 +65,20 @@ pub struct EpochRecord {
 
 /// What the loop reports while it runs (the CLI draws progress bars from these).
 pub enum TrainEvent<'a> {
-    CaseCached { id: &'a str, done: usize, total: usize },
-    Step { epoch: usize, step: usize, steps: usize, loss: f64 },
-    Validating { epoch: usize },
+    CaseCached {
+        id: &'a str,
+        done: usize,
+        total: usize,
+    },
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
+    Validating {
+        epoch: usize,
+    },
     Epoch(&'a EpochRecord),
 }
 
@@ -82,16 +93,32 @@ const CHECKPOINT: &str = "checkpoint";
 
 fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
     let shape = array.shape().to_vec();
-    let data = TensorData::new(array.as_standard_layout().iter().copied().collect::<Vec<f32>>(), shape);
+    let data = TensorData::new(
+        array
+            .as_standard_layout()
+            .iter()
+            .copied()
+            .collect::<Vec<f32>>(),
+        shape,
+    );
     Tensor::from_data(data, device)
 }
 
-fn compute_loss(kind: LossKind, model: &UNet3d, batch: &Batch, device: &Device) -> Result<Tensor<1>> {
+fn compute_loss(
+    kind: LossKind,
+    model: &UNet3d,
+    batch: &Batch,
+    device: &Device,
+) -> Result<Tensor<1>> {
     let images = to_tensor(&batch.images, device);
     let targets = to_tensor(&batch.targets, device);
     let logits = model.forward_logits(images)?;
     Ok(match kind {
-        LossKind::SoftDice => loss::soft_dice_loss(burn::tensor::activation::sigmoid(logits), targets, loss::SEED_EPSILON),
+        LossKind::SoftDice => loss::soft_dice_loss(
+            burn::tensor::activation::sigmoid(logits),
+            targets,
+            loss::SEED_EPSILON,
+        ),
         LossKind::DiceBce => loss::dice_bce_loss(logits, targets, loss::SEED_EPSILON, 1.0),
     })
 }
@@ -106,11 +133,17 @@ struct Overlap {
 
 impl Overlap {
     fn dice(self) -> Option<f64> {
-        (self.pred + self.truth > 0).then(|| 2.0 * self.both as f64 / (self.pred + self.truth) as f64)
+        (self.pred + self.truth > 0)
+            .then(|| 2.0 * self.both as f64 / (self.pred + self.truth) as f64)
     }
 }
 
-fn validate(model: &UNet3d, batches: &[Batch], config: &TrainConfig, device: &Device) -> Result<(f64, [Overlap; 6])> {
+fn validate(
+    model: &UNet3d,
+    batches: &[Batch],
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<(f64, [Overlap; 6])> {
     let mut loss_sum = 0.0;
     let mut overlaps = [Overlap::default(); 6];
     let targets = config.sampling.patch.targets;
@@ -141,7 +174,8 @@ fn validate(model: &UNet3d, batches: &[Batch], config: &TrainConfig, device: &De
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("{}: cannot move into place", path.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("{}: cannot move into place", path.display()))?;
     Ok(())
 }
 
@@ -151,8 +185,17 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
     for r in history {
         csv += &format!(
             "{},{:.6},{:.6},{},{},{},{},{},{},{:.6},{:.1}\n",
-            r.epoch, r.train_loss, r.valid_loss, opt(r.dice_edema), opt(r.dice_non_enhancing), opt(r.dice_enhancing),
-            opt(r.dice_wt), opt(r.dice_tc), opt(r.dice_et), r.dice_mean, r.seconds
+            r.epoch,
+            r.train_loss,
+            r.valid_loss,
+            opt(r.dice_edema),
+            opt(r.dice_non_enhancing),
+            opt(r.dice_enhancing),
+            opt(r.dice_wt),
+            opt(r.dice_tc),
+            opt(r.dice_et),
+            r.dice_mean,
+            r.seconds
         );
     }
     csv
@@ -160,23 +203,52 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
 
 fn draw_curves(history: &[EpochRecord], path: &Path) -> Result<()> {
     let series = vec![
-        ("train loss".to_string(), history.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
-        ("valid soft Dice loss".to_string(), history.iter().map(|r| r.valid_loss).collect()),
-        ("valid Dice (mean WT/TC/ET)".to_string(), history.iter().map(|r| r.dice_mean).collect()),
+        (
+            "train loss".to_string(),
+            history.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
+        ),
+        (
+            "valid soft Dice loss".to_string(),
+            history.iter().map(|r| r.valid_loss).collect(),
+        ),
+        (
+            "valid Dice (mean WT/TC/ET)".to_string(),
+            history.iter().map(|r| r.dice_mean).collect(),
+        ),
     ];
-    let series: Vec<Series> = series.into_iter().map(|(name, values)| Series::from_epochs(name, &values)).collect();
-    write_atomic(path, &training_curves("Training curves", &series, 900, 500).to_png())
+    let series: Vec<Series> = series
+        .into_iter()
+        .map(|(name, values)| Series::from_epochs(name, &values))
+        .collect();
+    write_atomic(
+        path,
+        &training_curves("Training curves", &series, 900, 500).to_png(),
+    )
 }
 
 /// Save weights, optimizer and progress as one unit: written to `checkpoint.tmp/`, then swapped in.
-fn save_checkpoint(run: &Path, model: &UNet3d, optim: &ModuleOptimizer, progress: &Progress) -> Result<()> {
+fn save_checkpoint(
+    run: &Path,
+    model: &UNet3d,
+    optim: &ModuleOptimizer,
+    progress: &Progress,
+) -> Result<()> {
     let tmp = run.join("checkpoint.tmp");
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
     // burn's own record keeps the parameter ids the optimizer state is keyed by, so resume is exact.
-    model.clone().into_record().save(tmp.join("model.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot save the model: {e:?}", tmp.display()))?;
-    optim.save(tmp.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot save optimizer state: {e:?}", tmp.display()))?;
-    fs::write(tmp.join("progress.json"), serde_json::to_vec_pretty(progress)?)?;
+    model
+        .clone()
+        .into_record()
+        .save(tmp.join("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("{}: cannot save the model: {e:?}", tmp.display()))?;
+    optim
+        .save(tmp.join("optimizer.bpk"))
+        .map_err(|e| anyhow::anyhow!("{}: cannot save optimizer state: {e:?}", tmp.display()))?;
+    fs::write(
+        tmp.join("progress.json"),
+        serde_json::to_vec_pretty(progress)?,
+    )?;
     let current = run.join(CHECKPOINT);
     let old = run.join("checkpoint.old");
     let _ = fs::remove_dir_all(&old);
@@ -189,31 +261,61 @@ fn save_checkpoint(run: &Path, model: &UNet3d, optim: &ModuleOptimizer, progress
 }
 
 /// Train from scratch (`resume = false`, `out` must not hold a run) or continue the run in `out`.
-pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_event: impl FnMut(TrainEvent) + Send) -> Result<Vec<EpochRecord>> {
+pub fn train(
+    config: Option<TrainConfig>,
+    out: &Path,
+    device: &Device,
+    mut on_event: impl FnMut(TrainEvent) + Send,
+) -> Result<Vec<EpochRecord>> {
     let resuming = config.is_none();
     let config: TrainConfig = match config {
         Some(c) => {
             if out.join("config.json").exists() {
-                bail!("{}: already holds a run; use --resume to continue it or choose another --out", out.display());
+                bail!(
+                    "{}: already holds a run; use --resume to continue it or choose another --out",
+                    out.display()
+                );
             }
-            fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+            fs::create_dir_all(out)
+                .with_context(|| format!("{}: cannot create the run folder", out.display()))?;
             write_atomic(&out.join("config.json"), &serde_json::to_vec_pretty(&c)?)?;
             c
         }
         None => {
-            let bytes = fs::read(out.join("config.json")).with_context(|| format!("{}: no run to resume (config.json missing)", out.display()))?;
-            serde_json::from_slice(&bytes).with_context(|| format!("{}: config.json is not a brainseg run config", out.display()))?
+            let bytes = fs::read(out.join("config.json")).with_context(|| {
+                format!("{}: no run to resume (config.json missing)", out.display())
+            })?;
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{}: config.json is not a brainseg run config",
+                    out.display()
+                )
+            })?
         }
     };
     config.model.validate()?;
     let targets_agree = matches!(
         (config.model.targets, config.sampling.patch.targets),
-        (brainseg_model::Targets::Classes, brainseg_transforms::Targets::Classes) | (brainseg_model::Targets::Regions, brainseg_transforms::Targets::Regions)
+        (
+            brainseg_model::Targets::Classes,
+            brainseg_transforms::Targets::Classes
+        ) | (
+            brainseg_model::Targets::Regions,
+            brainseg_transforms::Targets::Regions
+        )
     );
     if !targets_agree {
-        bail!("{}: model.targets and sampling.patch.targets disagree", out.join("config.json").display());
+        bail!(
+            "{}: model.targets and sampling.patch.targets disagree",
+            out.join("config.json").display()
+        );
     }
-    config.model.check_input([config.model.in_channels, config.sampling.patch.size[0], config.sampling.patch.size[1], config.sampling.patch.size[2]])?;
+    config.model.check_input([
+        config.model.in_channels,
+        config.sampling.patch.size[0],
+        config.sampling.patch.size[1],
+        config.sampling.patch.size[2],
+    ])?;
 
     // Data: seed patch folders (config.json + train/ + valid/) or a dataset of whole cases.
     let seed_config = config.data.join("config.json");
@@ -232,50 +334,91 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
         };
         let total = split.train.len() + split.valid.len();
         let mut done = 0;
-        open_volumes(&dataset, &split, &out.join("cache"), config.sampling.standardization, |id| {
-            done += 1;
-            on_event(TrainEvent::CaseCached { id, done, total });
-        })?
+        open_volumes(
+            &dataset,
+            &split,
+            &out.join("cache"),
+            config.sampling.standardization,
+            |id| {
+                done += 1;
+                on_event(TrainEvent::CaseCached { id, done, total });
+            },
+        )?
     };
     let source = Arc::new(source);
-    let valid_batches = source.validation_batches(&config.sampling, config.seed, config.valid_patches_per_case)?;
+    let valid_batches =
+        source.validation_batches(&config.sampling, config.seed, config.valid_patches_per_case)?;
 
     // Model and optimizer: fresh from the seed, or as the last checkpoint left them.
     let mut optim = AdamConfig::new().init();
     // A kill between the two renames of save_checkpoint leaves only checkpoint.old: use it.
-    let last_checkpoint = [out.join(CHECKPOINT), out.join("checkpoint.old")].into_iter().find(|p| p.join("progress.json").is_file());
+    let last_checkpoint = [out.join(CHECKPOINT), out.join("checkpoint.old")]
+        .into_iter()
+        .find(|p| p.join("progress.json").is_file());
     let (mut model, mut progress) = if let (true, Some(ckpt)) = (resuming, last_checkpoint) {
-        let record = ModuleRecord::load(ckpt.join("model.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", ckpt.display()))?;
+        let record = ModuleRecord::load(ckpt.join("model.bpk"))
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", ckpt.display()))?;
         let model = UNet3d::new(&config.model, config.seed, device)?
             .try_load_record(record)
-            .map_err(|e| anyhow::anyhow!("{}: checkpoint does not fit the run's model: {e:?}", ckpt.display()))?;
-        optim = optim.load(ckpt.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("{}: cannot read optimizer state: {e:?}", ckpt.display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: checkpoint does not fit the run's model: {e:?}",
+                    ckpt.display()
+                )
+            })?;
+        optim = optim.load(ckpt.join("optimizer.bpk")).map_err(|e| {
+            anyhow::anyhow!("{}: cannot read optimizer state: {e:?}", ckpt.display())
+        })?;
         let progress: Progress = serde_json::from_slice(&fs::read(ckpt.join("progress.json"))?)?;
         (model, progress)
     } else {
-        (UNet3d::new(&config.model, config.seed, device)?, Progress { epochs_done: 0, best_dice: f64::NEG_INFINITY, history: vec![] })
+        (
+            UNet3d::new(&config.model, config.seed, device)?,
+            Progress {
+                epochs_done: 0,
+                best_dice: f64::NEG_INFINITY,
+                history: vec![],
+            },
+        )
     };
 
     for epoch in progress.epochs_done + 1..=config.epochs {
         let started = Instant::now();
         let steps = source.batches_per_epoch(config.sampling.batch_size, config.steps_per_epoch);
-        let batches = source.epoch_batches(&config.sampling, config.seed, epoch as u64, config.steps_per_epoch, config.queue_depth);
+        let batches = source.epoch_batches(
+            &config.sampling,
+            config.seed,
+            epoch as u64,
+            config.steps_per_epoch,
+            config.queue_depth,
+        );
         let mut loss_sum = 0.0;
         for step in 0..steps {
             let batch = batches.recv().context("the sampler thread stopped")??;
             let loss = compute_loss(config.loss, &model, &batch, device)?;
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
-                bail!("epoch {epoch} step {}: the loss is {value}; lower the learning rate", step + 1);
+                bail!(
+                    "epoch {epoch} step {}: the loss is {value}; lower the learning rate",
+                    step + 1
+                );
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
             loss_sum += value;
-            on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss: value });
+            on_event(TrainEvent::Step {
+                epoch,
+                step: step + 1,
+                steps,
+                loss: value,
+            });
         }
         on_event(TrainEvent::Validating { epoch });
         let (valid_loss, o) = validate(&model, &valid_batches, &config, device)?;
-        let regions: Vec<f64> = [o[3].dice(), o[4].dice(), o[5].dice()].into_iter().flatten().collect();
+        let regions: Vec<f64> = [o[3].dice(), o[4].dice(), o[5].dice()]
+            .into_iter()
+            .flatten()
+            .collect();
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / steps.max(1) as f64,
@@ -286,7 +429,11 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
             dice_wt: o[3].dice(),
             dice_tc: o[4].dice(),
             dice_et: o[5].dice(),
-            dice_mean: if regions.is_empty() { 0.0 } else { regions.iter().sum::<f64>() / regions.len() as f64 },
+            dice_mean: if regions.is_empty() {
+                0.0
+            } else {
+                regions.iter().sum::<f64>() / regions.len() as f64
+            },
             seconds: started.elapsed().as_secs_f64(),
         };
         if record.dice_mean > progress.best_dice {
@@ -298,12 +445,20 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
                 ..InferenceConfig::default()
             };
             let metadata = serde_json::to_string(&inference)?;
-            checkpoint::save_checkpoint_with_metadata(&model, &out.join("best.safetensors"), StorageDtype::F32, &[(CHECKPOINT_METADATA_KEY, metadata.as_str())])?;
+            checkpoint::save_checkpoint_with_metadata(
+                &model,
+                &out.join("best.safetensors"),
+                StorageDtype::F32,
+                &[(CHECKPOINT_METADATA_KEY, metadata.as_str())],
+            )?;
         }
         progress.history.push(record.clone());
         progress.epochs_done = epoch;
         save_checkpoint(out, &model, &optim, &progress)?;
-        write_atomic(&out.join("metrics.csv"), metrics_csv(&progress.history).as_bytes())?;
+        write_atomic(
+            &out.join("metrics.csv"),
+            metrics_csv(&progress.history).as_bytes(),
+        )?;
         draw_curves(&progress.history, &out.join("curves.png"))?;
         on_event(TrainEvent::Epoch(&record));
     }
@@ -313,8 +468,10 @@ pub fn train(config: Option<TrainConfig>, out: &Path, device: &Device, mut on_ev
 /// Change how many epochs a run has in total (to continue a finished run with `--resume`).
 pub fn set_epochs(run: &Path, epochs: usize) -> Result<()> {
     let path = run.join("config.json");
-    let bytes = fs::read(&path).with_context(|| format!("{}: no run here (config.json missing)", run.display()))?;
-    let mut config: TrainConfig = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a brainseg run config", path.display()))?;
+    let bytes = fs::read(&path)
+        .with_context(|| format!("{}: no run here (config.json missing)", run.display()))?;
+    let mut config: TrainConfig = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a brainseg run config", path.display()))?;
     config.epochs = epochs;
     write_atomic(&path, &serde_json::to_vec_pretty(&config)?)
 }

@@ -8,9 +8,19 @@ use std::path::Path;
 fn tiny_config(data: &Path, epochs: usize) -> TrainConfig {
     TrainConfig {
         data: data.to_path_buf(),
-        model: UNet3dConfig { depth: 2, base_filters: 2, targets: Targets::Regions, ..UNet3dConfig::default() },
+        model: UNet3dConfig {
+            depth: 2,
+            base_filters: 2,
+            targets: Targets::Regions,
+            ..UNet3dConfig::default()
+        },
         sampling: SamplingConfig {
-            patch: PatchConfig { size: [16, 16, 8], foreground_share: 0.5, targets: brainseg_transforms::Targets::Regions, ..PatchConfig::default() },
+            patch: PatchConfig {
+                size: [16, 16, 8],
+                foreground_share: 0.5,
+                targets: brainseg_transforms::Targets::Regions,
+                ..PatchConfig::default()
+            },
             standardization: Standardization::ZScoreBrain,
             augment: AugmentConfig::default(),
             batch_size: 2,
@@ -28,7 +38,10 @@ fn tiny_config(data: &Path, epochs: usize) -> TrainConfig {
 
 fn dataset(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("data");
-    let config = SyntheticConfig { shape: [32, 32, 16], ..SyntheticConfig::default() };
+    let config = SyntheticConfig {
+        shape: [32, 32, 16],
+        ..SyntheticConfig::default()
+    };
     write_dataset(&data, 3, &config, 1).unwrap();
     data
 }
@@ -40,11 +53,23 @@ fn same_seed_same_curve_and_resume_continues_exactly() {
     let device = cpu_autodiff_device();
 
     // Uninterrupted: 2 epochs.
-    let straight = train(Some(tiny_config(&data, 2)), &dir.path().join("straight"), &device, |_| {}).unwrap();
+    let straight = train(
+        Some(tiny_config(&data, 2)),
+        &dir.path().join("straight"),
+        &device,
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(straight.len(), 2);
 
     // Same seed again: the same losses, bit for bit.
-    let again = train(Some(tiny_config(&data, 2)), &dir.path().join("again"), &device, |_| {}).unwrap();
+    let again = train(
+        Some(tiny_config(&data, 2)),
+        &dir.path().join("again"),
+        &device,
+        |_| {},
+    )
+    .unwrap();
     for (a, b) in straight.iter().zip(&again) {
         assert_eq!(a.train_loss, b.train_loss);
         assert_eq!(a.valid_loss, b.valid_loss);
@@ -61,7 +86,14 @@ fn same_seed_same_curve_and_resume_continues_exactly() {
     assert_eq!(resumed[1].valid_loss, straight[1].valid_loss);
 
     // The run folder holds what a user looks at.
-    for file in ["config.json", "split.json", "metrics.csv", "curves.png", "best.safetensors", "checkpoint/model.bpk"] {
+    for file in [
+        "config.json",
+        "split.json",
+        "metrics.csv",
+        "curves.png",
+        "best.safetensors",
+        "checkpoint/model.bpk",
+    ] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
@@ -76,5 +108,8 @@ fn a_second_run_in_the_same_folder_is_refused() {
     let run = dir.path().join("run");
     train(Some(tiny_config(&data, 1)), &run, &device, |_| {}).unwrap();
     let error = train(Some(tiny_config(&data, 1)), &run, &device, |_| {}).unwrap_err();
-    assert!(format!("{error:#}").contains("already holds a run"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("already holds a run"),
+        "{error:#}"
+    );
 }
