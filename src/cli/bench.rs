@@ -4,9 +4,10 @@
 //! Parts: `forward` (inference of one patch), `train` (forward, soft Dice on the sigmoid, backward,
 //! Adam on one patch), `seed` and `sliding` (a whole random scan through brainseg-infer's tiling and
 //! the CLI's [`ModelPredictor`], as `predict` runs it). `--layers` times each convolution alone on
-//! its real shapes: forward, the two backward passes as burn's autodiff computes them (a transposed
-//! convolution for the input gradient, a batch/channel-swapped convolution for the weight
-//! gradient), and forward + backward through autodiff.
+//! its real shapes: forward, the two backward passes, and forward + backward through autodiff. The
+//! 3x3x3 layers run brainseg-conv's kernels; with `--burn-conv` every layer runs burn's own conv3d
+//! (its backward passes as burn's autodiff computes them: a transposed convolution for the input
+//! gradient, a batch/channel-swapped convolution for the weight gradient).
 //!
 //! FLOP come from [`brainseg_model::summary`] (one multiply-add is 2, convolutions only); a
 //! training step counts 3x the forward (forward, input gradient, weight gradient). Peak memory is
@@ -22,6 +23,10 @@ use brainseg_model::burn::tensor::activation::sigmoid;
 use brainseg_model::burn::tensor::module::{conv3d, conv_transpose3d};
 use brainseg_model::burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use brainseg_model::burn::tensor::{Tensor, TensorData};
+use brainseg_model::conv::{
+    conv3d_layer, is_same_3x3x3, same_conv3d_input_grad, same_conv3d_weight_grad,
+    use_burn_convolution,
+};
 use brainseg_model::{loss, summary, UNet3d, UNet3dConfig};
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
@@ -89,6 +94,10 @@ pub struct Args {
     /// One JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Use burn's own conv3d everywhere instead of brainseg-conv's kernels (the comparison the
+    /// kernels were measured against).
+    #[arg(long)]
+    pub burn_conv: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, Serialize)]
@@ -171,6 +180,7 @@ pub fn run(args: Args) -> Result<()> {
         .clone()
         .try_into()
         .map_err(|_| anyhow!("--volume needs 3 sizes"))?;
+    use_burn_convolution(args.burn_conv);
     let config = UNet3dConfig::default();
     let table = summary(&config, [config.in_channels, size[0], size[1], size[2]])
         .context("--size does not fit the seed U-Net")?;
@@ -193,6 +203,7 @@ pub fn run(args: Args) -> Result<()> {
         "overlap": args.overlap, "tile_batch": args.tile_batch,
         "forward_gflop": table.total_gflop,
         "cpu_avx512f": avx512f(),
+        "convolution": if args.burn_conv { "burn" } else { "brainseg-conv" },
         "load_at_start": load_average(),
     });
     if !args.json {
@@ -363,12 +374,15 @@ fn time_layers(
         let x_plain = Tensor::<5>::from_data(input.clone(), &plain_device);
         let grad_plain = Tensor::<5>::from_data(output_grad.clone(), &plain_device);
         let label = |pass: &str| format!("{name} {pass}");
+        let ours = !args.burn_conv && is_same_3x3x3(conv);
         let forward_s = median(&timed_labelled(
             &label("forward"),
             args.warmup,
             args.iters,
             || {
-                plain.forward(x_plain.clone()).sum().into_scalar::<f32>();
+                conv3d_layer(&plain, x_plain.clone())
+                    .sum()
+                    .into_scalar::<f32>();
                 Ok(())
             },
         )?);
@@ -377,9 +391,12 @@ fn time_layers(
             args.warmup,
             args.iters,
             || {
-                conv_input_grad(grad_plain.clone(), weight.clone(), padding)
-                    .sum()
-                    .into_scalar::<f32>();
+                let grad = if ours {
+                    same_conv3d_input_grad(x_plain.clone(), weight.clone(), grad_plain.clone())
+                } else {
+                    conv_input_grad(grad_plain.clone(), weight.clone(), padding)
+                };
+                grad.sum().into_scalar::<f32>();
                 Ok(())
             },
         )?);
@@ -388,9 +405,12 @@ fn time_layers(
             args.warmup,
             args.iters,
             || {
-                conv_weight_grad(x_plain.clone(), grad_plain.clone(), padding)
-                    .sum()
-                    .into_scalar::<f32>();
+                let grad = if ours {
+                    same_conv3d_weight_grad(x_plain.clone(), weight.clone(), grad_plain.clone())
+                } else {
+                    conv_weight_grad(x_plain.clone(), grad_plain.clone(), padding)
+                };
+                grad.sum().into_scalar::<f32>();
                 Ok(())
             },
         )?);
@@ -401,7 +421,7 @@ fn time_layers(
             args.warmup,
             args.iters,
             || {
-                let output = conv.forward(x_tracked.clone());
+                let output = conv3d_layer(conv, x_tracked.clone());
                 let grads = (output * grad_tracked.clone()).sum().backward();
                 let input_grad = x_tracked
                     .grad(&grads)
@@ -571,10 +591,11 @@ fn run_torch(
 
 fn print_parts(header: &Value, results: &[PartResult]) {
     println!(
-        "seed U-Net ({} params), patch 4x{}, {} thread(s), load {} at start",
+        "seed U-Net ({} params), patch 4x{}, {} thread(s), {} convolution, load {} at start",
         header["params"],
         dims(&header["size"]),
         header["threads"],
+        header["convolution"].as_str().unwrap_or("?"),
         header["load_at_start"]
     );
     let torch = results.iter().any(|r| r.torch.is_some());
@@ -625,8 +646,8 @@ fn print_parts(header: &Value, results: &[PartResult]) {
 
 fn print_layers(header: &Value, layers: &[LayerResult]) {
     println!(
-        "seed U-Net convolutions alone, patch 4x{}, {} thread(s), load {} at start; GFLOP/s in brackets",
-        dims(&header["size"]), header["threads"], header["load_at_start"]
+        "seed U-Net convolutions alone, patch 4x{}, {} thread(s), {} convolution, load {} at start; GFLOP/s in brackets",
+        dims(&header["size"]), header["threads"], header["convolution"].as_str().unwrap_or("?"), header["load_at_start"]
     );
     println!(
         "{:<20} {:>16} {:>4} {:>8} {:>16} {:>16} {:>16} {:>18}",

@@ -173,7 +173,7 @@ impl Grid {
     /// voxel (0, 0, 0) at `offset`. Reads run in memory order; the scattered writes of one
     /// Z row land on at most 3 rows of the grid, which stay in L1.
     fn scatter(&self, source: &[f32], channels: usize, stride: usize, offset: usize) -> Vec<f32> {
-        let mut grid = vec![0.0f32; channels * stride];
+        let mut grid = zeroed(channels * stride);
         let [_, ny, nz] = self.size;
         let [sx, sy, sz] = self.strides;
         grid.par_chunks_mut(stride)
@@ -201,7 +201,7 @@ impl Grid {
 
     /// Reads the voxels back from `[B, C, span]` into `[B, C, X, Y, Z]`, adding a bias per channel.
     fn crop(&self, grid: &[f32], batch: usize, channels: usize, bias: Option<&[f32]>) -> Vec<f32> {
-        let mut out = vec![0.0f32; batch * channels * self.voxels()];
+        let mut out = zeroed(batch * channels * self.voxels());
         let [_, ny, nz] = self.size;
         let [sx, sy, sz] = self.strides;
         out.par_chunks_mut(self.voxels())
@@ -230,7 +230,7 @@ impl Grid {
         m: usize,
     ) -> Vec<f32> {
         let span = self.span;
-        let mut out = vec![0.0f32; batch * m * span];
+        let mut out = zeroed(batch * m * span);
         let tile = (TILE_FLOATS / m).clamp(256, 8192).min(span);
         let tiles = span.div_ceil(tile);
         // Few tiles (deep, small levels) leave cores idle: split the output channels as well.
@@ -362,6 +362,28 @@ impl Grid {
             dw
         }
     }
+}
+
+/// A zeroed buffer backed by transparent huge pages where the kernel allows: the passes work on
+/// fresh buffers of up to hundreds of MiB, and first-touch faults on 4 KiB pages cost as much as
+/// the copies that fill them.
+fn zeroed(len: usize) -> Vec<f32> {
+    // Large zeroed allocations come straight from mmap, untouched, so the hint lands before the
+    // first fault.
+    let buffer = vec![0.0f32; len];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE_PAGE: usize = 1 << 21;
+        let start = buffer.as_ptr() as usize;
+        let end = start + len * std::mem::size_of::<f32>();
+        let (from, to) = ((start + HUGE_PAGE - 1) & !(HUGE_PAGE - 1), end & !(HUGE_PAGE - 1));
+        if to > from {
+            // SAFETY: the range lies inside `buffer`'s allocation, and MADV_HUGEPAGE is only a
+            // hint that never changes the memory's contents; a refusal is harmless.
+            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+        }
+    }
+    buffer
 }
 
 /// A pointer tasks write through at disjoint offsets.

@@ -8,6 +8,8 @@ use brainseg_conv::Conv3x3x3;
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
+use burn::nn::conv::Conv3d;
+use burn::nn::PaddingConfig3d;
 use burn::tensor::{DType, Tensor, TensorData};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -15,10 +17,67 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_flex::FlexTensor;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Kernel 3, stride 1, padding 1: the output has the input's spatial size.
 fn same_options() -> ConvOptions<3> {
     ConvOptions::new([1; 3], [1; 3], [1; 3], 1)
+}
+
+/// Set: every layer takes burn's own convolution (so benchmarks can time the two side by side).
+static BURN_CONVOLUTION: AtomicBool = AtomicBool::new(false);
+
+/// Routes every U-Net convolution through burn's own `conv3d` (`true`) or our kernels (`false`,
+/// the default), process-wide.
+pub fn use_burn_convolution(on: bool) {
+    BURN_CONVOLUTION.store(on, Ordering::Relaxed);
+}
+
+/// A convolution layer of the U-Net: [`same_conv3d`] for the 3x3x3, stride-1, "same" layers
+/// with a bias (all but the head), burn's `Conv3d::forward` otherwise.
+pub fn conv3d_layer(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
+    match &conv.bias {
+        Some(bias) if is_same_3x3x3(conv) && !BURN_CONVOLUTION.load(Ordering::Relaxed) => {
+            same_conv3d(x, conv.weight.val(), bias.val())
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// Kernel 3, stride 1, no dilation, one group, padding "same".
+pub fn is_same_3x3x3(conv: &Conv3d) -> bool {
+    conv.kernel_size == [3; 3]
+        && conv.stride == [1; 3]
+        && conv.dilation == [1; 3]
+        && conv.groups == 1
+        && matches!(conv.padding, PaddingConfig3d::Same)
+}
+
+/// The input gradient of [`same_conv3d`] for the output gradient `output_grad` (benchmarks time
+/// the passes one by one; training gets it through autodiff).
+pub fn same_conv3d_input_grad(
+    x: Tensor<5>,
+    weight: Tensor<5>,
+    output_grad: Tensor<5>,
+) -> Tensor<5> {
+    Tensor::from_dispatch(<Dispatch as SameConv3dOps>::same_conv3d_x_backward(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        output_grad.into_dispatch(),
+    ))
+}
+
+/// The weight gradient of [`same_conv3d`], `[Cout, Cin, 3, 3, 3]`.
+pub fn same_conv3d_weight_grad(
+    x: Tensor<5>,
+    weight: Tensor<5>,
+    output_grad: Tensor<5>,
+) -> Tensor<5> {
+    Tensor::from_dispatch(<Dispatch as SameConv3dOps>::same_conv3d_weight_backward(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        output_grad.into_dispatch(),
+    ))
 }
 
 /// `y = conv3d(x, weight) + bias` with a 3x3x3 kernel, stride 1 and padding 1; `x` is
@@ -233,7 +292,11 @@ mod tests {
     fn relative_error(got: &[f32], want: &[f32]) -> f32 {
         assert_eq!(got.len(), want.len());
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
+        got.iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+            / scale
     }
 
     /// Forward and the three gradients of `sum(y * r)` (a random output gradient `r`), ours
@@ -257,7 +320,11 @@ mod tests {
             let r = Tensor::<5>::random([batch, cout, nx, ny, nz], uniform, &device);
 
             let run = |ours: bool| {
-                let (x, w, b) = (x.clone().require_grad(), weight.clone().require_grad(), bias.clone().require_grad());
+                let (x, w, b) = (
+                    x.clone().require_grad(),
+                    weight.clone().require_grad(),
+                    bias.clone().require_grad(),
+                );
                 let y = if ours {
                     same_conv3d(x.clone(), w.clone(), b.clone())
                 } else {
@@ -272,9 +339,15 @@ mod tests {
                 ]
             };
             let (ours, reference) = (run(true), run(false));
-            for (name, (a, b)) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(ours.iter().zip(&reference)) {
+            for (name, (a, b)) in ["output", "input grad", "weight grad", "bias grad"]
+                .iter()
+                .zip(ours.iter().zip(&reference))
+            {
                 let error = relative_error(a, b);
-                assert!(error < 1e-4, "{name} of {batch}x{cin}->{cout} {nx}x{ny}x{nz}: relative error {error:e}");
+                assert!(
+                    error < 1e-4,
+                    "{name} of {batch}x{cin}->{cout} {nx}x{ny}x{nz}: relative error {error:e}"
+                );
             }
         }
     }

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Normalisation, OutputActivation, UNet3dConfig, Upsampling};
-use crate::conv::same_conv3d;
+use crate::conv::conv3d_layer;
 use crate::ops::{max_pool3d_2x, upsample_nearest3d_2x};
 
 /// A normalisation layer after a convolution.
@@ -51,19 +51,7 @@ impl DoubleConv {
 }
 
 fn conv_norm_relu(conv: &Conv3d, norm: Option<&Norm>, x: Tensor<5>) -> Tensor<5> {
-    let x = match &conv.bias {
-        // Every U-Net convolution but the head: our kernel on the CPU (see `conv`).
-        Some(bias)
-            if conv.kernel_size == [3; 3]
-                && conv.stride == [1; 3]
-                && conv.dilation == [1; 3]
-                && conv.groups == 1
-                && matches!(conv.padding, PaddingConfig3d::Same) =>
-        {
-            same_conv3d(x, conv.weight.val(), bias.val())
-        }
-        _ => conv.forward(x),
-    };
+    let x = conv3d_layer(conv, x);
     let x = match norm {
         Some(norm) => norm.forward(x),
         None => x,
