@@ -6,7 +6,7 @@
 //! `beta`, `running_mean`, `running_var`). Weights are stored as f32 or, to ship a model small,
 //! f16; they are read back as f32 either way.
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use brainseg_volume::Error;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -88,7 +88,7 @@ pub fn save_checkpoint_with_metadata(
     metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let bytes = safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| Error::at(path, format!("cannot encode the checkpoint: {e}")))?;
-    write_atomically(path, &bytes)
+    brainseg_volume::write_atomic(path, &bytes)
 }
 
 /// Reads only the config of a checkpoint (the header, not the weights).
@@ -222,20 +222,6 @@ fn config_from_metadata(
         .map_err(|e| Error::at(path, format!("checkpoint model config is invalid: {e}")))?;
     config.validate().map_err(|e| Error::at(path, e.problem))?;
     Ok(config)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::at(path, "not a file path"))?;
-    let mut temp_name = file_name.to_os_string();
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp: PathBuf = path.with_file_name(temp_name);
-    let result = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        Error::at(path, format!("cannot write the checkpoint: {e}"))
-    })
 }
 
 /// File name of a parameter: module path, minus enum variants, with PyTorch's norm names.

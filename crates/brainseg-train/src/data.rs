@@ -17,7 +17,6 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -106,18 +105,7 @@ fn nonzero_box(image: ArrayView4<f32>) -> [(usize, usize); 3] {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.persist(path).with_context(|| {
-        format!(
-            "{}: cannot move the temporary file into place",
-            path.display()
-        )
-    })?;
-    Ok(())
+    Ok(brainseg_volume::write_atomic(path, bytes)?)
 }
 
 /// Decode a case into the cache (or reuse a cache entry made from the same files and settings).

@@ -172,11 +172,7 @@ fn validate(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot move into place", path.display()))?;
-    Ok(())
+    Ok(brainseg_volume::write_atomic(path, bytes)?)
 }
 
 fn metrics_csv(history: &[EpochRecord]) -> String {

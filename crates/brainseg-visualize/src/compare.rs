@@ -20,7 +20,7 @@ pub fn prediction_comparison(
     convention: Convention,
     overlay: Overlay,
 ) -> Result<RgbImage> {
-    Error::check_same_shape(
+    crate::error::check_same_shape(
         "ground truth and prediction",
         truth.shape(),
         prediction.shape(),

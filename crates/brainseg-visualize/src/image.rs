@@ -1,5 +1,4 @@
 //! An 8-bit RGB picture, its drawing primitives, PNG encoding and atomic file writes.
-use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
@@ -128,26 +127,7 @@ impl RgbImage {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so readers never see a half
-/// written file.
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
-    let path = path.as_ref();
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let cannot = |e: std::io::Error| Error::at(path, format!("cannot write: {e}"));
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".brainseg-").suffix(".tmp");
-    // Pictures and reports are for people to open: readable by all, like a file created the usual way
-    // (temporary files are otherwise private to their owner).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut file = builder.tempfile_in(folder).map_err(cannot)?;
-    file.write_all(bytes).map_err(cannot)?;
-    file.persist(path).map_err(|e| cannot(e.error))?;
-    Ok(())
-}
+pub use brainseg_volume::write_atomic;
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ pub fn labelled_volume(
     labels: ArrayView3<u8>,
     overlay: Overlay,
 ) -> Result<Array4<u8>> {
-    Error::check_same_shape("FLAIR and labels", flair.shape(), labels.shape())?;
+    crate::error::check_same_shape("FLAIR and labels", flair.shape(), labels.shape())?;
     if let Some(label) = labels.iter().find(|&&label| label > 3) {
         return Err(Error::msg(format!(
             "label {label} is not an MSD label 0..=3 (BraTS labels 1, 2, 4 map to MSD 2, 1, 3)"

@@ -17,7 +17,7 @@ pub fn patch_view(
     spacing: [f32; 3],
     convention: Convention,
 ) -> Result<RgbImage> {
-    Error::check_same_shape("patch image and mask", modality.shape(), mask.shape())?;
+    crate::error::check_same_shape("patch image and mask", modality.shape(), mask.shape())?;
     let depth = modality.len_of(Axis(2));
     if z >= depth {
         return Err(Error::msg(format!(
