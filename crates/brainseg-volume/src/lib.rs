@@ -5,6 +5,7 @@
 //! MSD numbering (0 background, 1 edema, 2 non-enhancing tumour, 3 enhancing tumour), and the
 //! [`Geometry`] needed to write results back exactly onto the source file.
 
+pub mod atomic;
 pub mod case;
 pub mod convert;
 pub mod dataset;
@@ -14,6 +15,7 @@ pub mod orientation;
 pub mod seed_patches;
 pub mod synthetic;
 
+pub use atomic::{write_atomic, write_atomic_with};
 pub use case::{Case, LabelNumbering, CLASS_NAMES, MODALITIES};
 pub use dataset::{CaseRef, Dataset, ImageSource, Layout, Split};
 pub use error::{Error, Result};
