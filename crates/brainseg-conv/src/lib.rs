@@ -70,13 +70,31 @@ impl Conv3x3x3 {
     /// Gradient of the weight, `[Cout, Cin, 3, 3, 3]`: for each tap, the output gradient times
     /// the shifted padded input, summed over positions and batch.
     pub fn weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
-        let (cin, cout) = (self.channels_in, self.channels_out);
-        self.check("input", x, self.batch * cin * self.voxels());
+        let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
         let grid = Grid::new(self.size);
+        self.weight_grad_padded(&grid, x, &grid.pad(grad, self.batch * cout))
+    }
+
+    /// Both gradients, input then weight, padding the output gradient once for the two.
+    pub fn backward(&self, x: &[f32], grad: &[f32], weight: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        self.check("output gradient", grad, self.batch * cout * self.voxels());
+        self.check("weight", weight, cout * cin * 27);
+        let grid = Grid::new(self.size);
+        let padded_grad = grid.pad(grad, self.batch * cout);
+        let taps = taps_major(weight, cout, cin, true);
+        let out = grid.shifted_gemm(&padded_grad, self.batch, cout, &taps, cin);
+        let input_grad = grid.crop(&out, self.batch, cin, None);
+        drop(out);
+        (input_grad, self.weight_grad_padded(&grid, x, &padded_grad))
+    }
+
+    fn weight_grad_padded(&self, grid: &Grid, x: &[f32], padded_grad: &[f32]) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        self.check("input", x, self.batch * cin * self.voxels());
         let padded = grid.pad(x, self.batch * cin);
-        let on_grid = grid.place(grad, self.batch * cout);
-        let per_tap = grid.weight_gemm(&padded, &on_grid, self.batch, cin, cout);
+        let per_tap = grid.weight_gemm(&padded, padded_grad, self.batch, cin, cout);
         // [27][Cout][Cin] -> [Cout][Cin][27]
         let mut weight_grad = vec![0.0f32; cout * cin * 27];
         for (tap, block) in per_tap.chunks_exact(cout * cin).enumerate() {
@@ -194,11 +212,6 @@ impl Grid {
         self.scatter(source, channels, self.padded, self.origin)
     }
 
-    /// Output-gradient channels at output positions, zero at the positions that are not voxels.
-    fn place(&self, source: &[f32], channels: usize) -> Vec<f32> {
-        self.scatter(source, channels, self.span, 0)
-    }
-
     /// Reads the voxels back from `[B, C, span]` into `[B, C, X, Y, Z]`, adding a bias per channel.
     fn crop(&self, grid: &[f32], batch: usize, channels: usize, bias: Option<&[f32]>) -> Vec<f32> {
         let mut out = zeroed(batch * channels * self.voxels());
@@ -282,7 +295,8 @@ impl Grid {
         out
     }
 
-    /// `dW[t, co, ci] = sum over b, j of grad[b, co, j] * input[b, ci, j + shift_t]`, `[27][Cout][Cin]`.
+    /// `dW[t, co, ci] = sum over b, j of grad[b, co, j + origin] * input[b, ci, j + shift_t]`,
+    /// `[27][Cout][Cin]`; both operands padded (the gradient is zero off the voxels).
     fn weight_gemm(
         &self,
         input: &[f32],
@@ -299,10 +313,10 @@ impl Grid {
         // One tile's taps into `dw` (rows `co0..co0 + count`), accumulating.
         let accumulate = |dw: *mut f32, b: usize, t: usize, co0: usize, count: usize| {
             let (start, len) = (t * tile, tile.min(span - t * tile));
-            // SAFETY: reads stay inside `grad` ([B, Cout, span]) and `input` ([B, Cin, padded]);
+            // SAFETY: reads stay inside `grad` and `input` ([B, C, padded]: origin + span <= padded);
             // the caller owns rows `co0..co0 + count` of every tap block of `dw`.
             unsafe {
-                let grad = grad.as_ptr().add((b * cout + co0) * span + start);
+                let grad = grad.as_ptr().add((b * cout + co0) * self.padded + self.origin + start);
                 let input = input.as_ptr().add(b * cin * self.padded + start);
                 for (i, &shift) in self.shifts.iter().enumerate() {
                     gemm::gemm(
@@ -315,7 +329,7 @@ impl Grid {
                         true,
                         grad,
                         1,
-                        span as isize,
+                        self.padded as isize,
                         input.add(shift),
                         self.padded as isize,
                         1,
@@ -484,10 +498,13 @@ mod tests {
             let bias = random(cout, &mut rng);
             let g = random(batch * cout * vol, &mut rng);
             let [y, dx, dw] = direct(&c, &x, &w, &bias, &g);
+            let (dx_both, dw_both) = c.backward(&x, &g, &w);
             let errors = [
                 relative_error(&c.forward(&x, &w, &bias), &y),
                 relative_error(&c.input_grad(&g, &w), &dx),
                 relative_error(&c.weight_grad(&x, &g), &dw),
+                relative_error(&dx_both, &dx),
+                relative_error(&dw_both, &dw),
             ];
             assert!(errors.iter().all(|&e| e < 1e-5), "{c:?}: errors {errors:?}");
         }

@@ -125,10 +125,64 @@ pub trait SameConv3dOps: Backend {
     ) -> FloatTensor<Self> {
         Self::conv3d_bias_backward(x, bias, output_grad)
     }
+
+    /// Input and weight gradients together (a backend can share work between them).
+    fn same_conv3d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        (
+            Self::same_conv3d_x_backward(x.clone(), weight.clone(), output_grad.clone()),
+            Self::same_conv3d_weight_backward(x, weight, output_grad),
+        )
+    }
 }
 
+/// libtorch: burn's generic weight gradient (a convolution with the whole volume as kernel) is
+/// what cuDNN does worst, so both gradients come from libtorch's own autograd, i.e. cuDNN's
+/// backward kernels, at the price of recomputing the forward convolution.
 #[cfg(feature = "cuda")]
-impl SameConv3dOps for burn::backend::LibTorch {}
+impl SameConv3dOps for burn::backend::LibTorch {
+    fn same_conv3d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        tch::with_grad(|| {
+            let x_leaf = x.tensor.detach().set_requires_grad(true);
+            let weight_leaf = weight.tensor.detach().set_requires_grad(true);
+            let output =
+                x_leaf.conv3d::<tch::Tensor>(&weight_leaf, None, [1; 3], [1; 3], [1; 3], 1);
+            // The gradients of sum(y * g) are the vector-Jacobian products with g.
+            let objective = (output * &output_grad.tensor).sum(None);
+            let mut grads =
+                tch::Tensor::run_backward(&[objective], &[&x_leaf, &weight_leaf], false, false);
+            let weight_grad = grads.pop().expect("two gradients");
+            let input_grad = grads.pop().expect("two gradients");
+            (
+                burn_tch::TchTensor::new(input_grad),
+                burn_tch::TchTensor::new(weight_grad),
+            )
+        })
+    }
+
+    fn same_conv3d_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::same_conv3d_backward(x, weight, output_grad).0
+    }
+
+    fn same_conv3d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::same_conv3d_backward(x, weight, output_grad).1
+    }
+}
 
 /// The kernel's sizes from `x` (`[B, Cin, X, Y, Z]`) and the output channels.
 fn conv_shape(x: &FlexTensor, channels_out: usize) -> Conv3x3x3 {
@@ -201,6 +255,31 @@ impl SameConv3dOps for Flex {
         flex_tensor(grad, weight.shape().to_vec())
     }
 
+    fn same_conv3d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return (
+                Self::conv3d_x_backward(
+                    x.clone(),
+                    weight.clone(),
+                    output_grad.clone(),
+                    same_options(),
+                ),
+                Self::conv3d_weight_backward(x, weight, output_grad, same_options()),
+            );
+        }
+        let conv = conv_shape(&x, weight.shape()[0]);
+        let (input_grad, weight_grad) =
+            conv.backward(&values(&x), &values(&output_grad), &values(&weight));
+        (
+            flex_tensor(input_grad, x.shape().to_vec()),
+            flex_tensor(weight_grad, weight.shape().to_vec()),
+        )
+    }
+
     fn same_conv3d_bias_backward(
         x: FlexTensor,
         bias: FlexTensor,
@@ -238,13 +317,21 @@ impl<B: SameConv3dOps, C: CheckpointStrategy> SameConv3dOps for Autodiff<B, C> {
                 let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_state);
                 let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_state);
                 let bias: FloatTensor<B> = checkpointer.retrieve_node_output(bias_state);
-                if let Some(node) = node_x {
-                    let dx = B::same_conv3d_x_backward(x.clone(), weight.clone(), grad.clone());
-                    grads.register::<B>(node.id, dx);
-                }
-                if let Some(node) = node_weight {
-                    let dw = B::same_conv3d_weight_backward(x.clone(), weight, grad.clone());
-                    grads.register::<B>(node.id, dw);
+                match (node_x, node_weight) {
+                    (Some(node_x), Some(node_weight)) => {
+                        let (dx, dw) = B::same_conv3d_backward(x.clone(), weight, grad.clone());
+                        grads.register::<B>(node_x.id, dx);
+                        grads.register::<B>(node_weight.id, dw);
+                    }
+                    (Some(node), None) => {
+                        let dx = B::same_conv3d_x_backward(x.clone(), weight, grad.clone());
+                        grads.register::<B>(node.id, dx);
+                    }
+                    (None, Some(node)) => {
+                        let dw = B::same_conv3d_weight_backward(x.clone(), weight, grad.clone());
+                        grads.register::<B>(node.id, dw);
+                    }
+                    (None, None) => {}
                 }
                 if let Some(node) = node_bias {
                     grads.register::<B>(node.id, B::same_conv3d_bias_backward(x, bias, grad));
