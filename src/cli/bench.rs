@@ -51,17 +51,17 @@ const DEFAULT_TORCH_SCAN: &str =
 #[derive(clap::Args)]
 pub struct Args {
     /// Parts to time, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Forward, Part::Train, Part::Seed, Part::Sliding])]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "forward,train,seed,sliding")]
     pub parts: Vec<Part>,
     /// Time each convolution layer alone instead of the parts: forward, input gradient, weight
     /// gradient, and forward + backward through autodiff.
     #[arg(long, conflicts_with = "parts")]
     pub layers: bool,
     /// Patch size x,y,z (also the whole-scan tile); each side a multiple of 8.
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [160, 160, 16])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "160,160,16")]
     pub size: Vec<usize>,
     /// Whole-scan volume x,y,z.
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [240, 240, 155])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "240,240,155")]
     pub volume: Vec<usize>,
     /// Timed iterations of forward, train and layer timings; the median is reported (the upper
     /// one for even counts, as torch_unet3d.py does: odd counts compare best).

@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub batch: usize,
     /// Patch size x,y,z.
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [160, 160, 16])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "160,160,16")]
     pub size: Vec<usize>,
     /// Timed iterations (the median is reported).
     #[arg(long, default_value_t = 10)]

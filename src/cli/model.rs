@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Input patch x,y,z for shapes and GFLOP.
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [160, 160, 16])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "160,160,16")]
     pub patch: Vec<usize>,
     /// Filters of the first level (for the default configuration).
     #[arg(long)]

@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["data", "out"])]
     pub resume: Option<PathBuf>,
     /// Patch size x,y,z (each divisible by 2^(depth-1)).
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values_t = [160, 160, 16])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "160,160,16")]
     pub patch: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     pub batch_size: usize,
