@@ -37,7 +37,22 @@ pub fn prediction_comparison(
     ];
     let views = [View::Sagittal, View::Coronal, View::Axial];
     let sizes = views.map(|view| rendered_size(shape, view, spacing));
-    let cell_width = sizes.iter().map(|size| size.0).max().expect("three views");
+    let headings = views.map(|view| {
+        let axis = view.fixed_axis();
+        format!("{} {}={}", view.name(), ["x", "y", "z"][axis], point[axis])
+    });
+    // Small volumes: widen the cells so the column headings do not run into each other.
+    let widest_heading = headings
+        .iter()
+        .map(|h| text_width(h, 1))
+        .max()
+        .expect("three views");
+    let cell_width = sizes
+        .iter()
+        .map(|size| size.0)
+        .max()
+        .expect("three views")
+        .max(widest_heading + GAP);
     let cell_height = sizes.iter().map(|size| size.1).max().expect("three views");
     let label_width = text_width("ground truth", 1) + 4 * GAP;
     let line = GLYPH_SIZE + GAP;
@@ -60,12 +75,11 @@ pub fn prediction_comparison(
     for (column, view) in views.into_iter().enumerate() {
         let left = (label_width + column * (cell_width + GAP)) as i64;
         let axis = view.fixed_axis();
-        let heading = format!("{} {}={}", view.name(), ["x", "y", "z"][axis], point[axis]);
         draw_text(
             &mut image,
             left,
             (GAP + 2 * line) as i64,
-            &heading,
+            &headings[column],
             white,
             1,
         );
@@ -109,15 +123,15 @@ mod tests {
         )
         .unwrap();
         let (label_width, header, cell) = (96 + 16, 3 * 12 + 4, 40);
-        // The legend (3 swatches and "edema", "non-enhancing tumour", "enhancing tumour") is wider than the tiles.
-        let legend = 3 * (8 + 4 + 16) + 8 * (5 + 20 + 16);
+        // Tiles are 40 px, narrower than the widest heading ("sagittal x=20", 13 glyphs of 8 px),
+        // so cells are 13 * 8 + 4 = 108 px wide and the tiles sit centred, 34 px in.
+        let cell_width = 13 * 8 + 4;
         assert_eq!(
             (image.width, image.height),
-            (legend + 8, header + 2 * (cell + 4))
+            (label_width + 3 * (cell_width + 4), header + 2 * (cell + 4))
         );
-        // Axial column (third): radiological column 39 - 20 = 19, anterior-up row 39 - 20 = 19; cells are 40 x 40
-        // and the axial tile fills its cell.
-        let axial_left = label_width + 2 * (cell + 4);
+        // Axial column (third): radiological column 39 - 20 = 19, anterior-up row 39 - 20 = 19.
+        let axial_left = label_width + 2 * (cell_width + 4) + (cell_width - cell) / 2;
         assert_eq!(
             image.pixel(axial_left + 19, header + 19),
             [0, 0, 255],
