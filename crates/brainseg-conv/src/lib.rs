@@ -27,6 +27,10 @@ pub struct Conv3x3x3 {
 /// packed GEMM operands.
 const TILE_FLOATS: usize = 128 * 1024;
 
+/// Runs of position tiles summed separately in the weight gradient: enough for the cores of a
+/// workstation, few enough that the partial copies stay small.
+const PARTIAL_SUMS: usize = 8;
+
 impl Conv3x3x3 {
     fn voxels(&self) -> usize {
         self.size.iter().product()
@@ -309,14 +313,15 @@ impl Grid {
         let size = 27 * cout * cin;
         let tile = (TILE_FLOATS / (cout + cin)).clamp(256, 8192).min(span);
         let tiles = span.div_ceil(tile);
-        let threads = rayon::current_num_threads();
         // One tile's taps into `dw` (rows `co0..co0 + count`), accumulating.
         let accumulate = |dw: *mut f32, b: usize, t: usize, co0: usize, count: usize| {
             let (start, len) = (t * tile, tile.min(span - t * tile));
             // SAFETY: reads stay inside `grad` and `input` ([B, C, padded]: origin + span <= padded);
             // the caller owns rows `co0..co0 + count` of every tap block of `dw`.
             unsafe {
-                let grad = grad.as_ptr().add((b * cout + co0) * self.padded + self.origin + start);
+                let grad = grad
+                    .as_ptr()
+                    .add((b * cout + co0) * self.padded + self.origin + start);
                 let input = input.as_ptr().add(b * cin * self.padded + start);
                 for (i, &shift) in self.shifts.iter().enumerate() {
                     gemm::gemm(
@@ -343,26 +348,33 @@ impl Grid {
                 }
             }
         };
-        if batch * tiles >= threads * 2 {
-            // Many positions: each worker sums its tiles into its own copy, then the copies add.
-            (0..batch * tiles)
+        // The split depends on the sizes only, never on the thread count or on which worker
+        // runs what, so the sums (and a training run) come out the same bit for bit.
+        if batch * tiles >= PARTIAL_SUMS {
+            // Many positions: PARTIAL_SUMS fixed runs of tiles, each summed into its own copy,
+            // then the copies added in order.
+            let tasks = batch * tiles;
+            let partials: Vec<Vec<f32>> = (0..PARTIAL_SUMS)
                 .into_par_iter()
-                .fold(
-                    || vec![0.0f32; size],
-                    |mut dw, task| {
+                .map(|part| {
+                    let mut dw = vec![0.0f32; size];
+                    for task in part * tasks / PARTIAL_SUMS..(part + 1) * tasks / PARTIAL_SUMS {
                         accumulate(dw.as_mut_ptr(), task / tiles, task % tiles, 0, cout);
-                        dw
-                    },
-                )
-                .reduce_with(|mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
+                    }
+                    dw
                 })
-                .unwrap_or_else(|| vec![0.0f32; size])
+                .collect();
+            let mut partials = partials.into_iter();
+            let mut dw = partials.next().expect("PARTIAL_SUMS > 0");
+            for partial in partials {
+                dw.iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
+            }
+            dw
         } else {
-            // Few positions, many channels (the deep levels): split the output channels instead.
+            // Few positions, many channels (the deep levels): split the output channels instead;
+            // each row block sums all positions in order.
             let mut dw = vec![0.0f32; size];
-            let blocks = (threads * 2).min(cout.div_ceil(8)).max(1);
+            let blocks = 8.min(cout.div_ceil(8)).max(1);
             let rows = cout.div_ceil(blocks);
             let dw_ptr = SharedMut(dw.as_mut_ptr());
             (0..cout.div_ceil(rows)).into_par_iter().for_each(|block| {
@@ -390,7 +402,10 @@ fn zeroed(len: usize) -> Vec<f32> {
         const HUGE_PAGE: usize = 1 << 21;
         let start = buffer.as_ptr() as usize;
         let end = start + len * std::mem::size_of::<f32>();
-        let (from, to) = ((start + HUGE_PAGE - 1) & !(HUGE_PAGE - 1), end & !(HUGE_PAGE - 1));
+        let (from, to) = (
+            (start + HUGE_PAGE - 1) & !(HUGE_PAGE - 1),
+            end & !(HUGE_PAGE - 1),
+        );
         if to > from {
             // SAFETY: the range lies inside `buffer`'s allocation, and MADV_HUGEPAGE is only a
             // hint that never changes the memory's contents; a refusal is harmless.
@@ -512,10 +527,14 @@ mod tests {
 
     #[test]
     fn tiled_and_channel_split_paths_match_the_definition() {
-        // Enough positions for several tiles and the per-worker weight sums (and a span that is
-        // not a multiple of the tile), then many channels over few positions.
+        // Several tiles in one case, enough tiles for the weight gradient's partial sums in the
+        // next (spans not a multiple of the tile), then many channels over few positions.
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for (batch, cin, cout, size) in [(2, 3, 4, [30, 25, 9]), (1, 64, 40, [3, 2, 2])] {
+        for (batch, cin, cout, size) in [
+            (2, 3, 4, [30, 25, 9]),
+            (2, 3, 4, [40, 41, 40]),
+            (1, 64, 40, [3, 2, 2]),
+        ] {
             let c = Conv3x3x3 {
                 batch,
                 channels_in: cin,
@@ -555,5 +574,39 @@ mod tests {
         assert_eq!(c.input_grad(&[1.0, 2.0, 4.0], &w), vec![0.0, 10.0, 20.0]);
         assert_eq!(c.weight_grad(&[1.0, 2.0, 3.0], &[1.0, 2.0, 4.0])[14], 8.0);
         assert_eq!(c.bias_grad(&[1.0, 2.0, 4.0]), vec![7.0]);
+    }
+
+    #[test]
+    fn same_bits_on_any_number_of_threads() {
+        // Enough tiles for the partial sums of the weight gradient, and a channel-split case.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (batch, cin, cout, size) in [(2, 3, 4, [40, 41, 40]), (1, 24, 40, [3, 2, 2])] {
+            let c = Conv3x3x3 {
+                batch,
+                channels_in: cin,
+                channels_out: cout,
+                size,
+            };
+            let vol: usize = size.iter().product();
+            let x = random(batch * cin * vol, &mut rng);
+            let w = random(cout * cin * 27, &mut rng);
+            let b = random(cout, &mut rng);
+            let g = random(batch * cout * vol, &mut rng);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let (dx, dw) = c.backward(&x, &g, &w);
+                    [c.forward(&x, &w, &b), dx, dw, c.weight_grad(&x, &g)]
+                })
+            };
+            let bits =
+                |v: [Vec<f32>; 4]| v.map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
+            let one = bits(run(1));
+            assert_eq!(one, bits(run(3)));
+            assert_eq!(one, bits(run(4)));
+        }
     }
 }
