@@ -438,4 +438,45 @@ mod tests {
             }
         }
     }
+
+    /// libtorch, on its CPU here (the same calls run cuDNN on a GPU): forward and the three
+    /// gradients against flex's, both through our extension.
+    #[cfg(feature = "cuda")]
+    #[test]
+    #[allow(deprecated)] // burn-tch is deprecated upstream but is the road to cuDNN
+    fn libtorch_path_matches_flex() {
+        let flex = Device::flex().autodiff();
+        let torch = Device::libtorch().autodiff();
+        let uniform = Distribution::Uniform(-1.0, 1.0);
+        flex.seed(3);
+        let (batch, cin, cout, [nx, ny, nz]) = (2, 3, 4, [5, 6, 7]);
+        let data = [
+            Tensor::<5>::random([batch, cin, nx, ny, nz], uniform, &flex).into_data(),
+            Tensor::<5>::random([cout, cin, 3, 3, 3], uniform, &flex).into_data(),
+            Tensor::<1>::random([cout], uniform, &flex).into_data(),
+            Tensor::<5>::random([batch, cout, nx, ny, nz], uniform, &flex).into_data(),
+        ];
+        let run = |device: &Device| {
+            let x = Tensor::<5>::from_data(data[0].clone(), device).require_grad();
+            let w = Tensor::<5>::from_data(data[1].clone(), device).require_grad();
+            let b = Tensor::<1>::from_data(data[2].clone(), device).require_grad();
+            let r = Tensor::<5>::from_data(data[3].clone(), device);
+            let y = same_conv3d(x.clone(), w.clone(), b.clone());
+            let grads = (y.clone() * r).sum().backward();
+            [
+                values_of(y),
+                values_of(x.grad(&grads).unwrap()),
+                values_of(w.grad(&grads).unwrap()),
+                values_of(b.grad(&grads).unwrap()),
+            ]
+        };
+        let (ours, libtorch) = (run(&flex), run(&torch));
+        for (name, (a, b)) in ["output", "input grad", "weight grad", "bias grad"]
+            .iter()
+            .zip(libtorch.iter().zip(&ours))
+        {
+            let error = relative_error(a, b);
+            assert!(error < 1e-4, "libtorch {name}: relative error {error:e}");
+        }
+    }
 }
