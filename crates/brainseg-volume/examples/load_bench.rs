@@ -10,9 +10,17 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let case = args.next().map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/brats2018/Brats18_2013_2_1"))
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/brats2018/Brats18_2013_2_1"
+        ))
     });
-    let runs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5).max(1);
+    let runs: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(5)
+        .max(1);
     let dataset = Dataset::open(&case)?;
     let case_ref = &dataset.cases[0];
     let mut seconds = Vec::with_capacity(runs);

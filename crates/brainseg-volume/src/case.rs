@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn brats_msd_mapping() {
-        assert_eq!([0, 1, 2, 4].map(|v| Brats.to_msd(v)), [Some(0), Some(2), Some(1), Some(3)]);
+        assert_eq!(
+            [0, 1, 2, 4].map(|v| Brats.to_msd(v)),
+            [Some(0), Some(2), Some(1), Some(3)]
+        );
         assert_eq!(Brats.to_msd(5), None);
         assert_eq!(Msd.to_msd(4), None);
         assert_eq!([0, 1, 2, 3].map(|v| Brats.from_msd(v)), [0, 2, 1, 4]);

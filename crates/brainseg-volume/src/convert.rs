@@ -5,7 +5,7 @@
 //! Every file keeps the source header geometry, so each voxel keeps its world position. Cases
 //! without a label go to imagesTs and the "test" list, as in MSD. dataset.json is written last, so
 //! an interrupted conversion leaves no dataset that looks complete.
-use crate::nifti_io::{dtype_name, is_unscaled, read_header, write_atomic, write_image, write_label};
+use crate::nifti_io::{dtype_name, is_unscaled, read_header, write_image, write_label};
 use crate::{CaseRef, Dataset, Error, Result};
 use std::path::Path;
 
@@ -15,7 +15,8 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
     let folders = ["imagesTr", "labelsTr", "imagesTs"];
     for folder in folders {
         let path = out.join(folder);
-        std::fs::create_dir_all(&path).map_err(|e| Error::at(&path, format!("cannot create: {e}")))?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::at(&path, format!("cannot create: {e}")))?;
     }
     let mut training = Vec::new();
     let mut test = Vec::new();
@@ -25,7 +26,12 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
         let file = format!("{}.nii.gz", case.id);
         match &case.label {
             Some(label) => {
-                write_image(&out.join("imagesTr").join(&file), &case.image, &case.geometry, &dtype)?;
+                write_image(
+                    &out.join("imagesTr").join(&file),
+                    &case.image,
+                    &case.geometry,
+                    &dtype,
+                )?;
                 write_label(&out.join("labelsTr").join(&file), label, &case.geometry)?;
                 training.push(serde_json::json!({
                     "image": format!("./imagesTr/{file}"),
@@ -33,7 +39,12 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
                 }));
             }
             None => {
-                write_image(&out.join("imagesTs").join(&file), &case.image, &case.geometry, &dtype)?;
+                write_image(
+                    &out.join("imagesTs").join(&file),
+                    &case.image,
+                    &case.geometry,
+                    &dtype,
+                )?;
                 test.push(format!("./imagesTs/{file}"));
             }
         }
@@ -52,7 +63,9 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
         "test": test,
     });
     let text = serde_json::to_string_pretty(&json).expect("JSON serialises") + "\n";
-    write_atomic(&out.join("dataset.json"), |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    crate::atomic::write_atomic_with(&out.join("dataset.json"), |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })?;
     Ok(dataset.cases.len())
 }
 
@@ -61,9 +74,17 @@ fn stored_dtype(case: &CaseRef) -> Result<String> {
     let mut names = Vec::new();
     for path in case.image_files() {
         let header = read_header(&path)?;
-        names.push(if is_unscaled(&header) { dtype_name(&header) } else { "float32".to_string() });
+        names.push(if is_unscaled(&header) {
+            dtype_name(&header)
+        } else {
+            "float32".to_string()
+        });
     }
     let first = names[0].clone();
     let integer = ["uint8", "int16", "int32"].contains(&first.as_str());
-    Ok(if integer && names.iter().all(|n| *n == first) { first } else { "float32".to_string() })
+    Ok(if integer && names.iter().all(|n| *n == first) {
+        first
+    } else {
+        "float32".to_string()
+    })
 }

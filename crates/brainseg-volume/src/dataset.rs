@@ -7,7 +7,10 @@ use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Layout { Msd, Brats }
+pub enum Layout {
+    Msd,
+    Brats,
+}
 
 /// Where a case's image data lives.
 #[derive(Debug, Clone)]
@@ -32,11 +35,21 @@ impl CaseRef {
     /// Files are read on parallel threads.
     pub fn load(&self) -> Result<Case> {
         let (image, label) = std::thread::scope(|scope| {
-            let label = self.label.as_deref().map(|path| scope.spawn(move || read_label(path)));
+            let label = self
+                .label
+                .as_deref()
+                .map(|path| scope.spawn(move || read_label(path)));
             let image = self.load_image();
-            (image, label.map(|l| l.join().expect("label reading does not panic")))
+            (
+                image,
+                label.map(|l| l.join().expect("label reading does not panic")),
+            )
         });
-        let Image { data: image, geometry, .. } = image?;
+        let Image {
+            data: image,
+            geometry,
+            ..
+        } = image?;
         let mut sources = self.image_files();
         let label = match label {
             None => None,
@@ -44,7 +57,9 @@ impl CaseRef {
                 let (raw, label_geometry) = read?;
                 let path = self.label.clone().expect("a label path");
                 let image_shape = &image.shape()[1..];
-                if label_geometry.source_shape != geometry.source_shape || raw.shape() != image_shape {
+                if label_geometry.source_shape != geometry.source_shape
+                    || raw.shape() != image_shape
+                {
                     return Err(Error::at(
                         &path,
                         format!(
@@ -72,7 +87,13 @@ impl CaseRef {
                 Some(raw.mapv(|v| table[v as usize].expect("checked above")))
             }
         };
-        Ok(Case { id: self.id.clone(), image, label, geometry, sources })
+        Ok(Case {
+            id: self.id.clone(),
+            image,
+            label,
+            geometry,
+            sources,
+        })
     }
 
     /// The image files of this case, in channel order.
@@ -91,13 +112,17 @@ impl CaseRef {
                 if channels != 4 {
                     return Err(Error::at(
                         path,
-                        format!("expected 4 channels ({}), found {channels}", MODALITIES.join(", ")),
+                        format!(
+                            "expected 4 channels ({}), found {channels}",
+                            MODALITIES.join(", ")
+                        ),
                     ));
                 }
                 Ok(image)
             }
             ImageSource::PerModality(paths) => {
-                let files: Vec<(&Path, &str)> = paths.iter().map(PathBuf::as_path).zip(MODALITIES).collect();
+                let files: Vec<(&Path, &str)> =
+                    paths.iter().map(PathBuf::as_path).zip(MODALITIES).collect();
                 read_channels(&files)
             }
         }
@@ -113,10 +138,18 @@ pub struct Dataset {
 
 /// Train/validation case ids, stored as JSON `{"train": [...], "valid": [...]}` users can edit.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Split { pub train: Vec<String>, pub valid: Vec<String> }
+pub struct Split {
+    pub train: Vec<String>,
+    pub valid: Vec<String>,
+}
 
 /// File-name endings of the BraTS modalities (FLAIR, T1w, T1Gd, T2w), old and 2021+ names.
-const BRATS_SUFFIXES: [[&str; 2]; 4] = [["_flair", "-t2f"], ["_t1", "-t1n"], ["_t1ce", "-t1c"], ["_t2", "-t2w"]];
+const BRATS_SUFFIXES: [[&str; 2]; 4] = [
+    ["_flair", "-t2f"],
+    ["_t1", "-t1n"],
+    ["_t1ce", "-t1c"],
+    ["_t2", "-t2w"],
+];
 const BRATS_LABEL_SUFFIXES: [&str; 2] = ["_seg", "-seg"];
 
 impl Dataset {
@@ -139,7 +172,11 @@ impl Dataset {
             return open_msd(path, &json);
         }
         if let Some(case) = brats_case(path)? {
-            return Ok(Dataset { root: path.to_path_buf(), layout: Layout::Brats, cases: vec![case] });
+            return Ok(Dataset {
+                root: path.to_path_buf(),
+                layout: Layout::Brats,
+                cases: vec![case],
+            });
         }
         let mut cases = Vec::new();
         for folder in list_dir(path)? {
@@ -155,7 +192,11 @@ impl Dataset {
             ));
         }
         cases.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(Dataset { root: path.to_path_buf(), layout: Layout::Brats, cases })
+        Ok(Dataset {
+            root: path.to_path_buf(),
+            layout: Layout::Brats,
+            cases,
+        })
     }
 
     pub fn case(&self, id: &str) -> Option<&CaseRef> {
@@ -168,8 +209,16 @@ impl Dataset {
         ids.sort();
         ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
         let n = ids.len();
-        let fraction = if train_fraction.is_finite() { train_fraction.clamp(0.0, 1.0) } else { 0.8 };
-        let n_train = if n >= 2 { ((n as f64 * fraction).round() as usize).clamp(1, n - 1) } else { n };
+        let fraction = if train_fraction.is_finite() {
+            train_fraction.clamp(0.0, 1.0)
+        } else {
+            0.8
+        };
+        let n_train = if n >= 2 {
+            ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+        } else {
+            n
+        };
         let mut valid = ids.split_off(n_train);
         ids.sort();
         valid.sort();
@@ -181,11 +230,17 @@ impl Dataset {
     pub fn check_split(&self, split: &Split, split_path: &Path) -> Result<()> {
         for id in split.train.iter().chain(&split.valid) {
             if self.case(id).is_none() {
-                return Err(Error::at(split_path, format!("case {id:?} is not in the dataset {}", self.root.display())));
+                return Err(Error::at(
+                    split_path,
+                    format!("case {id:?} is not in the dataset {}", self.root.display()),
+                ));
             }
         }
         if let Some(id) = split.train.iter().find(|id| split.valid.contains(id)) {
-            return Err(Error::at(split_path, format!("case {id:?} is in both train and valid")));
+            return Err(Error::at(
+                split_path,
+                format!("case {id:?} is in both train and valid"),
+            ));
         }
         Ok(())
     }
@@ -193,9 +248,13 @@ impl Dataset {
 
 impl Split {
     pub fn load(path: &Path) -> Result<Split> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::at(path, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::at(path, format!("cannot read: {e}")))?;
         serde_json::from_str(&text).map_err(|e| {
-            Error::at(path, format!("not a split file ({e}); expected {{\"train\": [ids], \"valid\": [ids]}}"))
+            Error::at(
+                path,
+                format!("not a split file ({e}); expected {{\"train\": [ids], \"valid\": [ids]}}"),
+            )
         })
     }
 
@@ -203,9 +262,10 @@ impl Split {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("a split serialises") + "\n";
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|e| Error::at(folder, format!("cannot create: {e}")))?;
+            std::fs::create_dir_all(folder)
+                .map_err(|e| Error::at(folder, format!("cannot create: {e}")))?;
         }
-        crate::nifti_io::write_atomic(path, |f| std::io::Write::write_all(f, text.as_bytes()))
+        crate::atomic::write_atomic(path, text.as_bytes())
     }
 }
 
@@ -221,9 +281,16 @@ struct MsdEntry {
 }
 
 fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
-    let text = std::fs::read_to_string(json).map_err(|e| Error::at(json, format!("cannot read: {e}")))?;
-    let parsed: MsdJson = serde_json::from_str(&text)
-        .map_err(|e| Error::at(json, format!("not an MSD dataset.json ({e}); expected \"training\": [{{\"image\", \"label\"}}]")))?;
+    let text =
+        std::fs::read_to_string(json).map_err(|e| Error::at(json, format!("cannot read: {e}")))?;
+    let parsed: MsdJson = serde_json::from_str(&text).map_err(|e| {
+        Error::at(
+            json,
+            format!(
+                "not an MSD dataset.json ({e}); expected \"training\": [{{\"image\", \"label\"}}]"
+            ),
+        )
+    })?;
     if parsed.training.is_empty() {
         return Err(Error::at(json, "dataset.json lists no training cases"));
     }
@@ -232,7 +299,10 @@ fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
         if path.is_file() {
             Ok(path)
         } else {
-            Err(Error::at(&path, format!("listed in {} but missing", json.display())))
+            Err(Error::at(
+                &path,
+                format!("listed in {} but missing", json.display()),
+            ))
         }
     };
     let mut cases = Vec::with_capacity(parsed.training.len());
@@ -248,15 +318,25 @@ fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
     }
     cases.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = cases.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(Error::at(json, format!("case {:?} is listed twice", pair[0].id)));
+        return Err(Error::at(
+            json,
+            format!("case {:?} is listed twice", pair[0].id),
+        ));
     }
-    Ok(Dataset { root: root.to_path_buf(), layout: Layout::Msd, cases })
+    Ok(Dataset {
+        root: root.to_path_buf(),
+        layout: Layout::Msd,
+        cases,
+    })
 }
 
 /// One 4-D NIfTI holding the four modalities: a dataset of one unlabelled case.
 fn open_single_file(path: &Path) -> Result<Dataset> {
     if !is_nifti_name(file_name(path)) {
-        return Err(Error::at(path, "not a dataset: expected a folder, a dataset.json or a .nii/.nii.gz file"));
+        return Err(Error::at(
+            path,
+            "not a dataset: expected a folder, a dataset.json or a .nii/.nii.gz file",
+        ));
     }
     let header = read_header(path)?;
     let (ndim, channels) = (header.dim[0] as i16, header.dim[4] as i16);
@@ -267,7 +347,11 @@ fn open_single_file(path: &Path) -> Result<Dataset> {
                 "a single file must be a 4-D image with 4 channels ({}), this one is {ndim}-D{}; \
                  for one file per modality give the case folder",
                 MODALITIES.join(", "),
-                if ndim == 4 { format!(" with {channels} volumes") } else { String::new() }
+                if ndim == 4 {
+                    format!(" with {channels} volumes")
+                } else {
+                    String::new()
+                }
             ),
         ));
     }
@@ -286,7 +370,10 @@ fn open_single_file(path: &Path) -> Result<Dataset> {
 
 /// A BraTS case folder: `Some` when it holds NIfTI files, an error when a modality is missing or doubled.
 fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
-    let files: Vec<PathBuf> = list_dir(folder)?.into_iter().filter(|p| p.is_file() && is_nifti_name(file_name(p))).collect();
+    let files: Vec<PathBuf> = list_dir(folder)?
+        .into_iter()
+        .filter(|p| p.is_file() && is_nifti_name(file_name(p)))
+        .collect();
     let mut modalities: [Option<PathBuf>; 4] = Default::default();
     let mut label: Option<PathBuf> = None;
     let mut recognised = false;
@@ -305,7 +392,11 @@ fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
             if let Some(previous) = slot {
                 return Err(Error::at(
                     folder,
-                    format!("two {name} files: {} and {}", file_name(previous), file_name(file)),
+                    format!(
+                        "two {name} files: {} and {}",
+                        file_name(previous),
+                        file_name(file)
+                    ),
                 ));
             }
             *slot = Some(file.clone());
@@ -346,7 +437,8 @@ fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
 }
 
 fn list_dir(folder: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(folder).map_err(|e| Error::at(folder, format!("cannot list: {e}")))?;
+    let entries =
+        std::fs::read_dir(folder).map_err(|e| Error::at(folder, format!("cannot list: {e}")))?;
     let mut paths = entries
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<Vec<_>>>()
@@ -367,5 +459,7 @@ fn is_nifti_name(name: &str) -> bool {
 /// File name without `.nii` / `.nii.gz`.
 fn nifti_stem(path: &Path) -> &str {
     let name = file_name(path);
-    name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii")).unwrap_or(name)
+    name.strip_suffix(".nii.gz")
+        .or_else(|| name.strip_suffix(".nii"))
+        .unwrap_or(name)
 }

@@ -14,10 +14,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn at(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error { path: Some(path.as_ref().to_path_buf()), problem: problem.into() }
+        Error {
+            path: Some(path.as_ref().to_path_buf()),
+            problem: problem.into(),
+        }
     }
     pub fn msg(problem: impl Into<String>) -> Self {
-        Error { path: None, problem: problem.into() }
+        Error {
+            path: None,
+            problem: problem.into(),
+        }
     }
 }
 

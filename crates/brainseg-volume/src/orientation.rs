@@ -15,13 +15,18 @@ pub struct Orientation {
 const AXIS_LETTERS: [(char, char); 3] = [('R', 'L'), ('A', 'P'), ('S', 'I')];
 
 impl Orientation {
-    pub const IDENTITY: Orientation = Orientation { perm: [0, 1, 2], flip: [false; 3] };
+    pub const IDENTITY: Orientation = Orientation {
+        perm: [0, 1, 2],
+        flip: [false; 3],
+    };
 
     /// The closest canonical orientation of a 4x4 voxel-to-world affine (RAS+ world, as NIfTI).
     pub fn from_affine(affine: &[[f64; 4]; 4]) -> Orientation {
         let mut perm = [usize::MAX; 3];
         let mut flip = [false; 3];
-        for (source_axis, (world_axis, negative)) in source_directions(affine).into_iter().enumerate() {
+        for (source_axis, (world_axis, negative)) in
+            source_directions(affine).into_iter().enumerate()
+        {
             if let Some(world_axis) = world_axis {
                 perm[world_axis] = source_axis;
                 flip[world_axis] = negative;
@@ -66,7 +71,9 @@ impl Orientation {
     pub fn from_canonical3<T: Clone>(&self, a: &Array3<T>) -> Array3<T> {
         let mut view = a.view();
         flip_axes(&mut view, self.flip, 0);
-        view.permuted_axes(self.inverse_perm()).as_standard_layout().into_owned()
+        view.permuted_axes(self.inverse_perm())
+            .as_standard_layout()
+            .into_owned()
     }
 
     /// Same, for channel-first `(C, X, Y, Z)` arrays.
@@ -81,7 +88,9 @@ impl Orientation {
         let mut view = a.view();
         flip_axes(&mut view, self.flip, 1);
         let q = self.inverse_perm();
-        view.permuted_axes([0, q[0] + 1, q[1] + 1, q[2] + 1]).as_standard_layout().into_owned()
+        view.permuted_axes([0, q[0] + 1, q[1] + 1, q[2] + 1])
+            .as_standard_layout()
+            .into_owned()
     }
 
     /// Source voxel index of a canonical voxel index, for a source of spatial shape `source_shape`.
@@ -89,7 +98,11 @@ impl Orientation {
         let mut source = [0; 3];
         for i in 0..3 {
             let s = self.perm[i];
-            source[s] = if self.flip[i] { source_shape[s] - 1 - canonical[i] } else { canonical[i] };
+            source[s] = if self.flip[i] {
+                source_shape[s] - 1 - canonical[i]
+            } else {
+                canonical[i]
+            };
         }
         source
     }
@@ -110,8 +123,15 @@ fn source_directions(affine: &[[f64; 4]; 4]) -> [(Option<usize>, bool); 3] {
     // Columns of the linear part with the voxel sizes divided out.
     let mut r = [[0.0f64; 3]; 3];
     for col in 0..3 {
-        let norm = (0..3).map(|row| affine[row][col].powi(2)).sum::<f64>().sqrt();
-        let norm = if norm > 0.0 && norm.is_finite() { norm } else { 1.0 };
+        let norm = (0..3)
+            .map(|row| affine[row][col].powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let norm = if norm > 0.0 && norm.is_finite() {
+            norm
+        } else {
+            1.0
+        };
         for row in 0..3 {
             r[row][col] = affine[row][col] / norm;
         }
@@ -193,7 +213,13 @@ mod tests {
     fn brats_affine_is_lps_with_first_two_axes_flipped() {
         let a = affine([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]]);
         assert_eq!(Orientation::source_code(&a), "LPS");
-        assert_eq!(Orientation::from_affine(&a), Orientation { perm: [0, 1, 2], flip: [true, true, false] });
+        assert_eq!(
+            Orientation::from_affine(&a),
+            Orientation {
+                perm: [0, 1, 2],
+                flip: [true, true, false]
+            }
+        );
     }
 
     #[test]
@@ -202,12 +228,21 @@ mod tests {
         let a = affine([[0.1, 2.0, 0.0], [0.0, 0.1, -3.0], [-1.0, 0.0, 0.2]]);
         assert_eq!(Orientation::source_code(&a), "IRP");
         let o = Orientation::from_affine(&a);
-        assert_eq!(o, Orientation { perm: [1, 2, 0], flip: [false, true, true] });
+        assert_eq!(
+            o,
+            Orientation {
+                perm: [1, 2, 0],
+                flip: [false, true, true]
+            }
+        );
     }
 
     #[test]
     fn round_trip_and_index_mapping() {
-        let o = Orientation { perm: [2, 0, 1], flip: [true, false, true] };
+        let o = Orientation {
+            perm: [2, 0, 1],
+            flip: [true, false, true],
+        };
         let source = Array3::from_shape_fn((2, 3, 4), |(i, j, k)| i * 100 + j * 10 + k);
         let canonical = o.to_canonical3(&source);
         assert_eq!(canonical.shape(), &[4, 2, 3]);
@@ -219,7 +254,8 @@ mod tests {
         assert_eq!(canonical[[0, 0, 0]], 23);
         assert_eq!(o.from_canonical3(&canonical), source);
         let four = source.clone().insert_axis(Axis(0));
-        let four = ndarray::concatenate(Axis(0), &[four.view(), four.mapv(|v| v + 1000).view()]).unwrap();
+        let four =
+            ndarray::concatenate(Axis(0), &[four.view(), four.mapv(|v| v + 1000).view()]).unwrap();
         let c4 = o.to_canonical4(&four);
         assert_eq!(c4.index_axis(Axis(0), 1), canonical.mapv(|v| v + 1000));
         assert_eq!(o.from_canonical4(&c4), four);

@@ -9,8 +9,9 @@
 //! Outside the head every channel is exactly 0, as in skull-stripped BraTS images.
 //!
 //! Shapes are drawn in millimetres, so anisotropic spacing does not distort the anatomy.
+use crate::atomic::write_atomic_with;
 use crate::case::{CLASS_NAMES, MODALITIES};
-use crate::nifti_io::{write_atomic, write_image};
+use crate::nifti_io::write_image;
 use crate::{write_label, Case, Error, Geometry, Result};
 use ndarray::{Array3, Array4};
 use rand::{Rng, SeedableRng};
@@ -160,7 +161,7 @@ pub fn write_dataset(
         "test": [],
     });
     let text = serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n";
-    write_atomic(&out.join("dataset.json"), |f| {
+    write_atomic_with(&out.join("dataset.json"), |f| {
         std::io::Write::write_all(f, text.as_bytes())
     })?;
     Ok(ids)

@@ -22,14 +22,23 @@ fn brats_case(dir: &Path, id: &str, suffixes: &[&str], seg: Option<&str>) -> Pat
     let folder = dir.join(id);
     std::fs::create_dir_all(&folder).unwrap();
     for (c, suffix) in suffixes.iter().enumerate() {
-        write_volume(&folder.join(format!("{id}{suffix}.nii.gz")), SHAPE, c as f32 + 1.0);
+        write_volume(
+            &folder.join(format!("{id}{suffix}.nii.gz")),
+            SHAPE,
+            c as f32 + 1.0,
+        );
     }
     if let Some(suffix) = seg {
         let mut label = Array3::<u8>::zeros(SHAPE);
         label[[1, 1, 1]] = 1;
         label[[2, 2, 2]] = 2;
         label[[3, 3, 3]] = 4;
-        write_label(&folder.join(format!("{id}{suffix}.nii.gz")), &label, &geometry(SHAPE)).unwrap();
+        write_label(
+            &folder.join(format!("{id}{suffix}.nii.gz")),
+            &label,
+            &geometry(SHAPE),
+        )
+        .unwrap();
     }
     folder
 }
@@ -38,8 +47,15 @@ const OLD: [&str; 4] = ["_flair", "_t1", "_t1ce", "_t2"];
 const NEW: [&str; 4] = ["-t2f", "-t1n", "-t1c", "-t2w"];
 
 fn assert_error(err: Error, path: &Path, problem: &str) {
-    assert_eq!(err.path.as_deref(), Some(path), "error {err} names the wrong file");
-    assert!(err.to_string().contains(problem), "error {err:?} does not say {problem:?}");
+    assert_eq!(
+        err.path.as_deref(),
+        Some(path),
+        "error {err} names the wrong file"
+    );
+    assert!(
+        err.to_string().contains(problem),
+        "error {err:?} does not say {problem:?}"
+    );
     assert!(!err.to_string().contains('\n'), "one line");
 }
 
@@ -49,15 +65,29 @@ fn both_brats_namings_load_in_channel_order_with_mapped_labels() {
     brats_case(dir.path(), "b_case", &NEW, Some("-seg"));
     brats_case(dir.path(), "a_case", &OLD, Some("_seg"));
     let dataset = Dataset::open(dir.path()).unwrap();
-    assert_eq!(dataset.cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a_case", "b_case"]);
+    assert_eq!(
+        dataset
+            .cases
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["a_case", "b_case"]
+    );
     for case_ref in &dataset.cases {
         let case = case_ref.load().unwrap();
         assert_eq!(case.image.shape(), &[4, 6, 5, 4]);
         for c in 0..4 {
-            assert!(case.image.index_axis(ndarray::Axis(0), c).iter().all(|&v| v == c as f32 + 1.0));
+            assert!(case
+                .image
+                .index_axis(ndarray::Axis(0), c)
+                .iter()
+                .all(|&v| v == c as f32 + 1.0));
         }
         let label = case.label.unwrap();
-        assert_eq!((label[[1, 1, 1]], label[[2, 2, 2]], label[[3, 3, 3]]), (2, 1, 3));
+        assert_eq!(
+            (label[[1, 1, 1]], label[[2, 2, 2]], label[[3, 3, 3]]),
+            (2, 1, 3)
+        );
         assert_eq!(label.iter().map(|&v| v as usize).sum::<usize>(), 6);
         assert_eq!(case.sources.len(), 5);
     }
@@ -71,7 +101,9 @@ fn both_brats_namings_load_in_channel_order_with_mapped_labels() {
 fn a_single_4d_file_is_one_unlabelled_case_and_a_3d_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let four = dir.path().join("scan.nii.gz");
-    let data = Array4::from_shape_fn((4, 6, 5, 4), |(c, i, j, k)| (c * 1000 + i * 100 + j * 10 + k) as f32);
+    let data = Array4::from_shape_fn((4, 6, 5, 4), |(c, i, j, k)| {
+        (c * 1000 + i * 100 + j * 10 + k) as f32
+    });
     write_image(&four, &data, &geometry(SHAPE), "float32").unwrap();
     let dataset = Dataset::open(&four).unwrap();
     assert_eq!(dataset.cases[0].id, "scan");
@@ -81,22 +113,38 @@ fn a_single_4d_file_is_one_unlabelled_case_and_a_3d_file_is_refused() {
 
     let three = dir.path().join("flair.nii.gz");
     write_volume(&three, SHAPE, 1.0);
-    assert_error(Dataset::open(&three).unwrap_err(), &three, "4-D image with 4 channels");
+    assert_error(
+        Dataset::open(&three).unwrap_err(),
+        &three,
+        "4-D image with 4 channels",
+    );
 }
 
 #[test]
 fn missing_modality() {
     let dir = tempfile::tempdir().unwrap();
     let folder = brats_case(dir.path(), "c", &OLD[..3], Some("_seg"));
-    assert_error(Dataset::open(dir.path()).unwrap_err(), &folder, "missing the T2w file");
+    assert_error(
+        Dataset::open(dir.path()).unwrap_err(),
+        &folder,
+        "missing the T2w file",
+    );
 }
 
 #[test]
 fn nonexistent_path_and_empty_folder() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
-    assert_error(Dataset::open(&missing).unwrap_err(), &missing, "no such file or folder");
-    assert_error(Dataset::open(dir.path()).unwrap_err(), dir.path(), "no dataset here");
+    assert_error(
+        Dataset::open(&missing).unwrap_err(),
+        &missing,
+        "no such file or folder",
+    );
+    assert_error(
+        Dataset::open(dir.path()).unwrap_err(),
+        dir.path(),
+        "no dataset here",
+    );
     let file = dir.path().join("x.nii.gz");
     assert_error(read_image(&file).unwrap_err(), &file, "no such file");
 }
@@ -110,18 +158,30 @@ fn truncated_and_corrupt_gzip() {
 
     let truncated = dir.path().join("truncated.nii.gz");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    assert_error(read_image(&truncated).unwrap_err(), &truncated, "truncated file");
+    assert_error(
+        read_image(&truncated).unwrap_err(),
+        &truncated,
+        "truncated file",
+    );
 
     let corrupt = dir.path().join("corrupt.nii.gz");
     let mut damaged = bytes.clone();
     let crc_at = damaged.len() - 8;
     damaged[crc_at] ^= 0xff;
     std::fs::write(&corrupt, &damaged).unwrap();
-    assert_error(read_image(&corrupt).unwrap_err(), &corrupt, "corrupt gzip data");
+    assert_error(
+        read_image(&corrupt).unwrap_err(),
+        &corrupt,
+        "corrupt gzip data",
+    );
 
     let garbage = dir.path().join("garbage.nii.gz");
     std::fs::write(&garbage, vec![7u8; 400]).unwrap();
-    assert_error(read_image(&garbage).unwrap_err(), &garbage, "not a NIfTI-1 file");
+    assert_error(
+        read_image(&garbage).unwrap_err(),
+        &garbage,
+        "not a NIfTI-1 file",
+    );
 }
 
 #[test]
@@ -133,7 +193,11 @@ fn impossible_dims_and_short_data() {
     assert_eq!(read_image(&good).unwrap().data.len(), 120);
 
     // dim[k] is the little-endian i16 at byte 40 + 2k.
-    for (k, value, problem) in [(2usize, 0i16, "dim[2] = 0"), (1, -3, "dim[1] = -3"), (0, 9, "dim[0] = 9")] {
+    for (k, value, problem) in [
+        (2usize, 0i16, "dim[2] = 0"),
+        (1, -3, "dim[1] = -3"),
+        (0, 9, "dim[0] = 9"),
+    ] {
         let path = dir.path().join(format!("dim{k}.nii"));
         let mut patched = bytes.clone();
         patched[40 + 2 * k..42 + 2 * k].copy_from_slice(&value.to_le_bytes());
@@ -145,7 +209,11 @@ fn impossible_dims_and_short_data() {
 
     let short = dir.path().join("short.nii");
     std::fs::write(&short, &bytes[..bytes.len() - 10]).unwrap();
-    assert_error(read_image(&short).unwrap_err(), &short, "truncated data: the header says 6x5x4x1 int16 voxels");
+    assert_error(
+        read_image(&short).unwrap_err(),
+        &short,
+        "truncated data: the header says 6x5x4x1 int16 voxels",
+    );
 }
 
 #[test]
@@ -156,7 +224,9 @@ fn nan_voxel() {
     let mut data = Array4::from_elem((1, 6, 5, 4), 1.0f32);
     data[[0, 1, 2, 3]] = f32::NAN;
     write_image(&flair, &data, &geometry(SHAPE), "float32").unwrap();
-    let err = Dataset::open(dir.path()).unwrap().cases[0].load().unwrap_err();
+    let err = Dataset::open(dir.path()).unwrap().cases[0]
+        .load()
+        .unwrap_err();
     assert_error(err, &flair, "voxel (1, 2, 3) holds NaN");
 }
 
@@ -166,8 +236,14 @@ fn image_label_shape_mismatch() {
     let folder = brats_case(dir.path(), "m", &OLD, None);
     let seg = folder.join("m_seg.nii.gz");
     write_label(&seg, &Array3::zeros((6, 5, 3)), &geometry([6, 5, 3])).unwrap();
-    let err = Dataset::open(dir.path()).unwrap().cases[0].load().unwrap_err();
-    assert_error(err, &seg, "label shape 6x5x3 differs from the image shape 6x5x4");
+    let err = Dataset::open(dir.path()).unwrap().cases[0]
+        .load()
+        .unwrap_err();
+    assert_error(
+        err,
+        &seg,
+        "label shape 6x5x3 differs from the image shape 6x5x4",
+    );
 }
 
 #[test]
@@ -176,8 +252,14 @@ fn modalities_of_different_shapes() {
     let folder = brats_case(dir.path(), "d", &OLD, Some("_seg"));
     let t1 = folder.join("d_t1.nii.gz");
     write_volume(&t1, [6, 5, 5], 1.0);
-    let err = Dataset::open(dir.path()).unwrap().cases[0].load().unwrap_err();
-    assert_error(err, &t1, "the T1w image (6x5x5 RAS) does not match the FLAIR image (6x5x4 RAS)");
+    let err = Dataset::open(dir.path()).unwrap().cases[0]
+        .load()
+        .unwrap_err();
+    assert_error(
+        err,
+        &t1,
+        "the T1w image (6x5x5 RAS) does not match the FLAIR image (6x5x4 RAS)",
+    );
 }
 
 #[test]
@@ -188,7 +270,9 @@ fn unknown_label_value() {
     let mut label = Array3::<u8>::zeros(SHAPE);
     label[[0, 1, 2]] = 7;
     write_label(&seg, &label, &geometry(SHAPE)).unwrap();
-    let err = Dataset::open(dir.path()).unwrap().cases[0].load().unwrap_err();
+    let err = Dataset::open(dir.path()).unwrap().cases[0]
+        .load()
+        .unwrap_err();
     assert_error(err, &seg, "unknown label value 7");
 }
 
@@ -200,9 +284,17 @@ fn msd_json_naming_a_missing_file_and_bad_split_files() {
         r#"{"training": [{"image": "./imagesTr/A.nii.gz", "label": "./labelsTr/A.nii.gz"}]}"#,
     )
     .unwrap();
-    assert_error(Dataset::open(dir.path()).unwrap_err(), &dir.path().join("imagesTr/A.nii.gz"), "but missing");
+    assert_error(
+        Dataset::open(dir.path()).unwrap_err(),
+        &dir.path().join("imagesTr/A.nii.gz"),
+        "but missing",
+    );
 
     let split = dir.path().join("split.json");
     std::fs::write(&split, r#"{"train": ["a"]}"#).unwrap();
-    assert_error(brainseg_volume::Split::load(&split).unwrap_err(), &split, "not a split file");
+    assert_error(
+        brainseg_volume::Split::load(&split).unwrap_err(),
+        &split,
+        "not a split file",
+    );
 }

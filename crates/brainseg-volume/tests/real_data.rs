@@ -13,13 +13,20 @@ fn data() -> PathBuf {
 const CASE: &str = "Brats18_2013_2_1";
 
 fn case_file(suffix: &str) -> PathBuf {
-    data().join("brats2018").join(CASE).join(format!("{CASE}_{suffix}.nii.gz"))
+    data()
+        .join("brats2018")
+        .join(CASE)
+        .join(format!("{CASE}_{suffix}.nii.gz"))
 }
 
 /// The voxel array exactly as stored, `[x, y, z]` in file axis order, read by the `nifti` crate.
 fn raw_volume(path: &Path) -> Array3<f32> {
     let volume = ReaderOptions::new().read_file(path).unwrap().into_volume();
-    volume.into_ndarray::<f32>().unwrap().into_dimensionality().unwrap()
+    volume
+        .into_ndarray::<f32>()
+        .unwrap()
+        .into_dimensionality()
+        .unwrap()
 }
 
 fn world(affine: &[[f64; 4]; 4], index: [usize; 3]) -> [f64; 3] {
@@ -31,9 +38,21 @@ fn world(affine: &[[f64; 4]; 4], index: [usize; 3]) -> [f64; 3] {
 fn brats_label_counts_follow_the_msd_mapping() {
     let raw = raw_volume(&case_file("seg"));
     let raw_count = |v: f32| raw.iter().filter(|&&x| x == v).count();
-    let expected = [raw_count(0.0), raw_count(2.0), raw_count(1.0), raw_count(4.0)];
-    assert_eq!(expected.iter().sum::<usize>(), 240 * 240 * 155, "BraTS 2018 uses only 0, 1, 2, 4");
-    assert!(expected[1..].iter().all(|&n| n > 0), "the case has all three tumour classes");
+    let expected = [
+        raw_count(0.0),
+        raw_count(2.0),
+        raw_count(1.0),
+        raw_count(4.0),
+    ];
+    assert_eq!(
+        expected.iter().sum::<usize>(),
+        240 * 240 * 155,
+        "BraTS 2018 uses only 0, 1, 2, 4"
+    );
+    assert!(
+        expected[1..].iter().all(|&n| n > 0),
+        "the case has all three tumour classes"
+    );
 
     let dataset = Dataset::open(&data().join("brats2018").join(CASE)).unwrap();
     let case = dataset.cases[0].load().unwrap();
@@ -56,17 +75,25 @@ fn canonical_brats_arrays_are_the_raw_arrays_flipped_on_x_and_y() {
     let image = read_image(&case_file("t1ce")).unwrap();
     assert_eq!(image.source_dtype, "int16");
     assert_eq!(image.data.shape(), &[1, 240, 240, 155]);
-    assert_eq!(image.data.index_axis(Axis(0), 0), raw_volume(&case_file("t1ce")).slice(s![..;-1, ..;-1, ..]));
+    assert_eq!(
+        image.data.index_axis(Axis(0), 0),
+        raw_volume(&case_file("t1ce")).slice(s![..;-1, ..;-1, ..])
+    );
     // The canonical affine runs along +x, +y, +z (RAS).
     let a = geometry.canonical_affine();
     assert_eq!([a[0][0], a[1][1], a[2][2]], [1.0, 1.0, 1.0]);
-    assert_eq!(world(&a, [0, 0, 0]), world(&geometry.source_affine(), [239, 239, 0]));
+    assert_eq!(
+        world(&a, [0, 0, 0]),
+        world(&geometry.source_affine(), [239, 239, 0])
+    );
 }
 
 #[test]
 fn msd_labels_load_unchanged() {
     for n in 1..=3 {
-        let path = data().join("msd-labels").join(format!("BRATS_00{n}.nii.gz"));
+        let path = data()
+            .join("msd-labels")
+            .join(format!("BRATS_00{n}.nii.gz"));
         let (label, geometry) = read_label(&path).unwrap();
         assert_eq!(geometry.source_code(), "RAS");
         let raw = raw_volume(&path).mapv(|v| v as u8);
@@ -89,8 +116,14 @@ fn written_labels_and_maps_keep_every_voxel_at_its_world_position() {
     let source = read_header(&seg).unwrap();
     assert_eq!(header.datatype, 2);
     assert_eq!((header.scl_slope, header.scl_inter), (1.0, 0.0));
-    assert_eq!((header.srow_x, header.srow_y, header.srow_z), (source.srow_x, source.srow_y, source.srow_z));
-    assert_eq!((header.qform_code, header.sform_code), (source.qform_code, source.sform_code));
+    assert_eq!(
+        (header.srow_x, header.srow_y, header.srow_z),
+        (source.srow_x, source.srow_y, source.srow_z)
+    );
+    assert_eq!(
+        (header.qform_code, header.sform_code),
+        (source.qform_code, source.sform_code)
+    );
 
     // Read back: every labelled voxel lands at the same world point.
     let (again, g2) = read_label(&out).unwrap();
@@ -107,14 +140,19 @@ fn written_labels_and_maps_keep_every_voxel_at_its_world_position() {
     }
 
     // 4-D probability maps: two channels, back in the canonical frame unchanged.
-    let maps = Array4::from_shape_fn((2, 240, 240, 155), |(c, i, j, k)| (c * 7 + i + 2 * j + 3 * k) as f32 / 1000.0);
+    let maps = Array4::from_shape_fn((2, 240, 240, 155), |(c, i, j, k)| {
+        (c * 7 + i + 2 * j + 3 * k) as f32 / 1000.0
+    });
     let probs = dir.path().join("probs.nii.gz");
     write_probabilities(&probs, &maps, &geometry).unwrap();
     let h = read_header(&probs).unwrap();
     assert_eq!((h.dim[0], h.dim[4], h.datatype), (4, 2, 16));
     let read = read_image(&probs).unwrap();
     assert_eq!(read.data, maps);
-    assert_eq!(read.geometry.canonical_affine(), geometry.canonical_affine());
+    assert_eq!(
+        read.geometry.canonical_affine(),
+        geometry.canonical_affine()
+    );
 }
 
 #[test]
@@ -130,11 +168,18 @@ fn convert_round_trip_keeps_voxels_and_world_positions() {
         serde_json::from_str(&std::fs::read_to_string(out.join("dataset.json")).unwrap()).unwrap();
     assert_eq!(json["numTraining"], 1);
     assert_eq!(json["modality"]["0"], "FLAIR");
-    assert_eq!(json["training"][0]["label"], format!("./labelsTr/{CASE}.nii.gz"));
+    assert_eq!(
+        json["training"][0]["label"],
+        format!("./labelsTr/{CASE}.nii.gz")
+    );
 
     let image_file = out.join("imagesTr").join(format!("{CASE}.nii.gz"));
     let header = read_header(&image_file).unwrap();
-    assert_eq!((header.dim[0], header.dim[4], header.datatype), (4, 4, 4), "4-D int16 like the source");
+    assert_eq!(
+        (header.dim[0], header.dim[4], header.datatype),
+        (4, 4, 4),
+        "4-D int16 like the source"
+    );
 
     let original = Dataset::open(&src).unwrap().cases[0].load().unwrap();
     let converted_set = Dataset::open(&out).unwrap();
@@ -143,12 +188,23 @@ fn convert_round_trip_keeps_voxels_and_world_positions() {
     assert_eq!(converted.id, CASE);
     assert_eq!(converted.image, original.image);
     assert_eq!(converted.label, original.label);
-    assert_eq!(converted.geometry.canonical_affine(), original.geometry.canonical_affine());
-    assert_eq!(converted.geometry.source_affine(), original.geometry.source_affine());
+    assert_eq!(
+        converted.geometry.canonical_affine(),
+        original.geometry.canonical_affine()
+    );
+    assert_eq!(
+        converted.geometry.source_affine(),
+        original.geometry.source_affine()
+    );
     // The label file is in MSD numbering and in the source orientation.
     let raw_label = raw_volume(&out.join("labelsTr").join(format!("{CASE}.nii.gz")));
     let raw_brats = raw_volume(&case_file("seg"));
-    let mapped = raw_brats.mapv(|v| match v as u8 { 1 => 2.0, 2 => 1.0, 4 => 3.0, _ => 0.0 });
+    let mapped = raw_brats.mapv(|v| match v as u8 {
+        1 => 2.0,
+        2 => 1.0,
+        4 => 3.0,
+        _ => 0.0,
+    });
     assert_eq!(raw_label, mapped);
 }
 
@@ -163,7 +219,11 @@ fn open_brats_folder_and_split() {
     assert_eq!(ids, sorted);
     assert!(dataset.case(CASE).is_some() && dataset.case("nope").is_none());
     let c = dataset.case(CASE).unwrap();
-    assert!(c.label.as_ref().unwrap().ends_with(format!("{CASE}/{CASE}_seg.nii.gz")));
+    assert!(c
+        .label
+        .as_ref()
+        .unwrap()
+        .ends_with(format!("{CASE}/{CASE}_seg.nii.gz")));
 
     let split = dataset.split(7, 0.8);
     assert_eq!((split.train.len(), split.valid.len()), (13, 3)); // round(16 * 0.8) = 13
@@ -178,6 +238,9 @@ fn open_brats_folder_and_split() {
     split.save(&path).unwrap();
     assert_eq!(brainseg_volume::Split::load(&path).unwrap(), split);
     dataset.check_split(&split, &path).unwrap();
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["split.json"], "no temp file left behind");
 }

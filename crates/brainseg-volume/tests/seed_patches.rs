@@ -3,7 +3,10 @@ use brainseg_volume::seed_patches::{read_seed_config, read_seed_patch};
 use std::path::PathBuf;
 
 fn patches() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/coursera-patches"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/coursera-patches"
+    ))
 }
 
 fn h5_files(sub: &str) -> Vec<String> {
@@ -20,7 +23,11 @@ fn h5_files(sub: &str) -> Vec<String> {
 fn shapes_values_and_label_counts_match_the_raw_datasets() {
     let files: Vec<PathBuf> = ["train", "valid"]
         .iter()
-        .flat_map(|sub| h5_files(sub).into_iter().map(move |n| patches().join(sub).join(n)))
+        .flat_map(|sub| {
+            h5_files(sub)
+                .into_iter()
+                .map(move |n| patches().join(sub).join(n))
+        })
         .collect();
     assert_eq!(files.len(), 16);
     let mut tumour_voxels = 0.0;
@@ -35,7 +42,11 @@ fn shapes_values_and_label_counts_match_the_raw_datasets() {
         let raw_x = file.dataset("x").unwrap().read_f64().unwrap();
         let voxels = 160 * 160 * 16;
         let class_sum = |c: usize| raw_y.iter().skip(c).step_by(4).sum::<f64>();
-        assert_eq!((0..4).map(class_sum).sum::<f64>(), voxels as f64, "one class per voxel");
+        assert_eq!(
+            (0..4).map(class_sum).sum::<f64>(),
+            voxels as f64,
+            "one class per voxel"
+        );
         for c in 1..4 {
             let ours = patch.y.index_axis(ndarray::Axis(0), c - 1).sum() as f64;
             assert_eq!(ours, class_sum(c), "class {c} of {}", path.display());
@@ -43,10 +54,19 @@ fn shapes_values_and_label_counts_match_the_raw_datasets() {
         // Voxel (i, j, k) of class c: raw index ((i * 160 + j) * 16 + k) * 4 + c.
         let (i, j, k) = (37, 101, 9);
         for c in 1..4 {
-            assert_eq!(patch.y[[c - 1, i, j, k]] as f64, raw_y[((i * 160 + j) * 16 + k) * 4 + c]);
+            assert_eq!(
+                patch.y[[c - 1, i, j, k]] as f64,
+                raw_y[((i * 160 + j) * 16 + k) * 4 + c]
+            );
         }
-        assert_eq!(patch.x.iter().map(|&v| v as f64).sum::<f64>().round(), raw_x.iter().sum::<f64>().round());
-        assert_eq!(patch.x[[2, i, j, k]] as f64, raw_x[((2 * 160 + i) * 160 + j) * 16 + k] as f32 as f64);
+        assert_eq!(
+            patch.x.iter().map(|&v| v as f64).sum::<f64>().round(),
+            raw_x.iter().sum::<f64>().round()
+        );
+        assert_eq!(
+            patch.x[[2, i, j, k]] as f64,
+            raw_x[((2 * 160 + i) * 160 + j) * 16 + k] as f32 as f64
+        );
         // The seed accepted only patches with at least 5% tumour.
         let tumour = patch.y.sum() as f64;
         assert!(tumour >= 0.05 * voxels as f64, "{}", path.display());
@@ -64,12 +84,21 @@ fn seed_config_lists_resolve_against_train_and_valid() {
     }
     let (train, valid) = (h5_files("train"), h5_files("valid"));
     let config = dir.path().join("config.json");
-    std::fs::write(&config, serde_json::json!({"train": train, "valid": valid}).to_string()).unwrap();
+    std::fs::write(
+        &config,
+        serde_json::json!({"train": train, "valid": valid}).to_string(),
+    )
+    .unwrap();
     let (train_paths, valid_paths) = read_seed_config(&config).unwrap();
     assert_eq!(train_paths.len(), 8);
     assert_eq!(valid_paths.len(), 8);
     assert_eq!(train_paths[0], dir.path().join("train").join(&train[0]));
-    assert!(valid_paths.iter().all(|p| p.file_name().unwrap().to_str().unwrap().starts_with("BRATS_119")));
+    assert!(valid_paths.iter().all(|p| p
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("BRATS_119")));
 
     std::fs::write(&config, r#"{"train": ["nope.h5"], "valid": []}"#).unwrap();
     let err = read_seed_config(&config).unwrap_err();
