@@ -61,14 +61,10 @@ impl Conv3x3x3 {
     /// Gradient of the input from the output's gradient `grad` (`[B, Cout, X, Y, Z]`): the
     /// same convolution of the padded gradient with the flipped, channel-transposed kernel.
     pub fn input_grad(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
-        let (cin, cout) = (self.channels_in, self.channels_out);
+        let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        self.check("weight", weight, cout * cin * 27);
         let grid = Grid::new(self.size);
-        let padded = grid.pad(grad, self.batch * cout);
-        let taps = taps_major(weight, cout, cin, true);
-        let out = grid.shifted_gemm(&padded, self.batch, cout, &taps, cin);
-        grid.crop(&out, self.batch, cin, None)
+        self.input_grad_padded(&grid, &grid.pad(grad, self.batch * cout), weight)
     }
 
     /// Gradient of the weight, `[Cout, Cin, 3, 3, 3]`: for each tap, the output gradient times
@@ -82,16 +78,20 @@ impl Conv3x3x3 {
 
     /// Both gradients, input then weight, padding the output gradient once for the two.
     pub fn backward(&self, x: &[f32], grad: &[f32], weight: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let (cin, cout) = (self.channels_in, self.channels_out);
+        let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        self.check("weight", weight, cout * cin * 27);
         let grid = Grid::new(self.size);
         let padded_grad = grid.pad(grad, self.batch * cout);
-        let taps = taps_major(weight, cout, cin, true);
-        let out = grid.shifted_gemm(&padded_grad, self.batch, cout, &taps, cin);
-        let input_grad = grid.crop(&out, self.batch, cin, None);
-        drop(out);
+        let input_grad = self.input_grad_padded(&grid, &padded_grad, weight);
         (input_grad, self.weight_grad_padded(&grid, x, &padded_grad))
+    }
+
+    fn input_grad_padded(&self, grid: &Grid, padded_grad: &[f32], weight: &[f32]) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        self.check("weight", weight, cout * cin * 27);
+        let taps = taps_major(weight, cout, cin, true);
+        let out = grid.shifted_gemm(padded_grad, self.batch, cout, &taps, cin);
+        grid.crop(&out, self.batch, cin, None)
     }
 
     fn weight_grad_padded(&self, grid: &Grid, x: &[f32], padded_grad: &[f32]) -> Vec<f32> {
@@ -476,42 +476,44 @@ mod tests {
         (0..nx).flat_map(move |i| (0..ny).flat_map(move |j| (0..nz).map(move |k| (i, j, k))))
     }
 
-    /// Largest difference relative to the largest reference magnitude.
-    fn relative_error(got: &[f32], want: &[f64]) -> f64 {
-        assert_eq!(got.len(), want.len());
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        got.iter()
-            .zip(want)
-            .map(|(a, b)| (*a as f64 - b).abs())
-            .fold(0.0, f64::max)
-            / scale
+    /// A convolution of these sizes with random input, weight, bias and output gradient.
+    struct Case {
+        conv: Conv3x3x3,
+        x: Vec<f32>,
+        w: Vec<f32>,
+        bias: Vec<f32>,
+        g: Vec<f32>,
     }
 
-    #[test]
-    fn all_passes_match_the_definition_on_odd_shapes() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        // Odd sides, sides of 1 and 2 (every voxel on a padding edge), each axis the longest
-        // in turn (a different grid order), batch 1 to 3, channels 1 to 20.
-        let shapes = [
-            (1, 3, 5, [7, 4, 5]),
-            (2, 4, 2, [2, 9, 3]),
-            (1, 1, 1, [1, 1, 1]),
-            (3, 2, 3, [3, 3, 11]),
-            (1, 20, 17, [5, 6, 2]),
-            (2, 5, 6, [1, 7, 1]),
-        ];
-        for (batch, cin, cout, size) in shapes {
-            let c = Conv3x3x3 {
-                batch,
-                channels_in: cin,
-                channels_out: cout,
-                size,
-            };
-            let vol: usize = size.iter().product();
-            let x = random(batch * cin * vol, &mut rng);
-            let w = random(cout * cin * 27, &mut rng);
-            let bias = random(cout, &mut rng);
-            let g = random(batch * cout * vol, &mut rng);
+    fn case(sizes: (usize, usize, usize, [usize; 3]), rng: &mut ChaCha8Rng) -> Case {
+        let (batch, cin, cout, size) = sizes;
+        let conv = Conv3x3x3 {
+            batch,
+            channels_in: cin,
+            channels_out: cout,
+            size,
+        };
+        let vol: usize = size.iter().product();
+        Case {
+            conv,
+            x: random(batch * cin * vol, rng),
+            w: random(cout * cin * 27, rng),
+            bias: random(cout, rng),
+            g: random(batch * cout * vol, rng),
+        }
+    }
+
+    /// Every pass against the definition, relative error under 1e-5.
+    fn check_against_definition(sizes: &[(usize, usize, usize, [usize; 3])], seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for &sizes in sizes {
+            let Case {
+                conv: c,
+                x,
+                w,
+                bias,
+                g,
+            } = case(sizes, &mut rng);
             let [y, dx, dw] = direct(&c, &x, &w, &bias, &g);
             let (dx_both, dw_both) = c.backward(&x, &g, &w);
             let errors = [
@@ -525,32 +527,42 @@ mod tests {
         }
     }
 
+    /// Largest difference relative to the largest reference magnitude.
+    fn relative_error(got: &[f32], want: &[f64]) -> f64 {
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        got.iter()
+            .zip(want)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max)
+            / scale
+    }
+
+    #[test]
+    fn all_passes_match_the_definition_on_odd_shapes() {
+        // Odd sides, sides of 1 and 2 (every voxel on a padding edge), each axis the longest
+        // in turn (a different grid order), batch 1 to 3, channels 1 to 20.
+        let shapes = [
+            (1, 3, 5, [7, 4, 5]),
+            (2, 4, 2, [2, 9, 3]),
+            (1, 1, 1, [1, 1, 1]),
+            (3, 2, 3, [3, 3, 11]),
+            (1, 20, 17, [5, 6, 2]),
+            (2, 5, 6, [1, 7, 1]),
+        ];
+        check_against_definition(&shapes, 7);
+    }
+
     #[test]
     fn tiled_and_channel_split_paths_match_the_definition() {
         // Several tiles in one case, enough tiles for the weight gradient's partial sums in the
         // next (spans not a multiple of the tile), then many channels over few positions.
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for (batch, cin, cout, size) in [
+        let shapes = [
             (2, 3, 4, [30, 25, 9]),
             (2, 3, 4, [40, 41, 40]),
             (1, 64, 40, [3, 2, 2]),
-        ] {
-            let c = Conv3x3x3 {
-                batch,
-                channels_in: cin,
-                channels_out: cout,
-                size,
-            };
-            let vol: usize = size.iter().product();
-            let x = random(batch * cin * vol, &mut rng);
-            let w = random(cout * cin * 27, &mut rng);
-            let bias = random(cout, &mut rng);
-            let g = random(batch * cout * vol, &mut rng);
-            let [y, dx, dw] = direct(&c, &x, &w, &bias, &g);
-            assert!(relative_error(&c.forward(&x, &w, &bias), &y) < 1e-5);
-            assert!(relative_error(&c.input_grad(&g, &w), &dx) < 1e-5);
-            assert!(relative_error(&c.weight_grad(&x, &g), &dw) < 1e-5);
-        }
+        ];
+        check_against_definition(&shapes, 11);
     }
 
     #[test]
@@ -580,18 +592,14 @@ mod tests {
     fn same_bits_on_any_number_of_threads() {
         // Enough tiles for the partial sums of the weight gradient, and a channel-split case.
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for (batch, cin, cout, size) in [(2, 3, 4, [40, 41, 40]), (1, 24, 40, [3, 2, 2])] {
-            let c = Conv3x3x3 {
-                batch,
-                channels_in: cin,
-                channels_out: cout,
-                size,
-            };
-            let vol: usize = size.iter().product();
-            let x = random(batch * cin * vol, &mut rng);
-            let w = random(cout * cin * 27, &mut rng);
-            let b = random(cout, &mut rng);
-            let g = random(batch * cout * vol, &mut rng);
+        for sizes in [(2, 3, 4, [40, 41, 40]), (1, 24, 40, [3, 2, 2])] {
+            let Case {
+                conv: c,
+                x,
+                w,
+                bias: b,
+                g,
+            } = case(sizes, &mut rng);
             let run = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
