@@ -261,14 +261,10 @@ impl SameConv3dOps for Flex {
         output_grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor) {
         if !all_f32(&[&x, &weight, &output_grad]) {
+            // The one-gradient methods fall back to burn's convolution for other dtypes.
             return (
-                Self::conv3d_x_backward(
-                    x.clone(),
-                    weight.clone(),
-                    output_grad.clone(),
-                    same_options(),
-                ),
-                Self::conv3d_weight_backward(x, weight, output_grad, same_options()),
+                Self::same_conv3d_x_backward(x.clone(), weight.clone(), output_grad.clone()),
+                Self::same_conv3d_weight_backward(x, weight, output_grad),
             );
         }
         let conv = conv_shape(&x, weight.shape()[0]);
