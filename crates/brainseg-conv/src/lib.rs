@@ -8,10 +8,34 @@
 //! positions sized so one tile's accumulator stays in the 1 MiB L2 across the 27 taps; rayon
 //! spreads the tiles, and the `gemm` crate picks AVX2 / AVX-512 / NEON micro-kernels at run time.
 //!
+//! Where both channel counts are 16 or more, the forward pass and the input gradient instead
+//! run Winograd F(2x2x2, 3x3x3) ([`winograd`]): 8 multiplications per output and channel pair
+//! instead of 27, in the same GEMM kernels. [`use_direct_convolution`] turns it off.
+//!
 //! Layouts are PyTorch's: input `[B, Cin, X, Y, Z]`, weight `[Cout, Cin, 3, 3, 3]`, output
 //! `[B, Cout, X, Y, Z]`, all contiguous f32. The passes are exact f32 sums (in a different order
 //! from a direct loop, so they agree with one to rounding).
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod winograd;
+use winograd::Winograd;
+
+/// Set: every pass takes the direct shifted-GEMM path, never Winograd.
+static DIRECT_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every convolution use the direct 27-tap sum (`true`) instead of Winograd where it
+/// applies (`false`, the default), process-wide: for benchmarks, and for users who want the
+/// plain sum's rounding.
+pub fn use_direct_convolution(on: bool) {
+    DIRECT_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// Winograd pays off once both channel counts fill a GEMM; the first layer (4 input channels)
+/// stays direct.
+fn winograd_applies(channels_in: usize, channels_out: usize) -> bool {
+    channels_in >= 16 && channels_out >= 16 && !DIRECT_ONLY.load(Ordering::Relaxed)
+}
 
 /// One convolution's sizes: kernel 3x3x3, stride 1, padding 1, no dilation, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +75,10 @@ impl Conv3x3x3 {
         self.check("input", x, self.batch * cin * self.voxels());
         self.check("weight", weight, cout * cin * 27);
         self.check("bias", bias, cout);
+        if winograd_applies(cin, cout) {
+            let plan = Winograd::new(self.batch, cin, cout, self.size);
+            return plan.run(x, &plan.transform_kernel(weight, false), Some(bias));
+        }
         let grid = Grid::new(self.size);
         let padded = grid.pad(x, self.batch * cin);
         let taps = taps_major(weight, cout, cin, false);
@@ -63,6 +91,9 @@ impl Conv3x3x3 {
     pub fn input_grad(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
+        if winograd_applies(cout, self.channels_in) {
+            return self.input_grad_winograd(grad, weight);
+        }
         let grid = Grid::new(self.size);
         self.input_grad_padded(&grid, &grid.pad(grad, self.batch * cout), weight)
     }
@@ -82,8 +113,21 @@ impl Conv3x3x3 {
         self.check("output gradient", grad, self.batch * cout * self.voxels());
         let grid = Grid::new(self.size);
         let padded_grad = grid.pad(grad, self.batch * cout);
-        let input_grad = self.input_grad_padded(&grid, &padded_grad, weight);
+        let input_grad = if winograd_applies(cout, self.channels_in) {
+            self.input_grad_winograd(grad, weight)
+        } else {
+            self.input_grad_padded(&grid, &padded_grad, weight)
+        };
         (input_grad, self.weight_grad_padded(&grid, x, &padded_grad))
+    }
+
+    /// The input gradient as a Winograd convolution of the output gradient (Cout channels in,
+    /// Cin out) with the flipped kernel.
+    fn input_grad_winograd(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        self.check("weight", weight, cout * cin * 27);
+        let plan = Winograd::new(self.batch, cout, cin, self.size);
+        plan.run(grad, &plan.transform_kernel(weight, true), None)
     }
 
     fn input_grad_padded(&self, grid: &Grid, padded_grad: &[f32], weight: &[f32]) -> Vec<f32> {
@@ -563,6 +607,22 @@ mod tests {
             (1, 64, 40, [3, 2, 2]),
         ];
         check_against_definition(&shapes, 11);
+    }
+
+    #[test]
+    fn winograd_paths_match_the_definition() {
+        // 16+ channels both ways: forward and input gradient run Winograd. Odd sides (tiles cut
+        // by the edge), each axis the longest in turn, sides of 1, a full 16-lane chunk plus a
+        // remainder along the innermost axis, and one case with two blocks of tiles and two
+        // runs of input channels.
+        let shapes = [
+            (2, 16, 16, [7, 4, 5]),
+            (1, 16, 18, [3, 9, 4]),
+            (1, 17, 16, [1, 2, 9]),
+            (1, 16, 16, [4, 3, 40]),
+            (1, 80, 16, [20, 8, 20]),
+        ];
+        check_against_definition(&shapes, 13);
     }
 
     #[test]

@@ -393,6 +393,9 @@ mod tests {
             (1, 1, 1, [1, 1, 1]),
             (2, 6, 8, [10, 3, 12]),
             (1, 16, 9, [4, 4, 2]),
+            // 16+ channels both ways: Winograd forward and input gradient.
+            (2, 16, 20, [6, 5, 9]),
+            (1, 24, 16, [3, 8, 10]),
         ];
         for (seed, (batch, cin, cout, [nx, ny, nz])) in shapes.into_iter().enumerate() {
             device.seed(seed as u64);

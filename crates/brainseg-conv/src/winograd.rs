@@ -1,0 +1,690 @@
+//! Winograd F(2x2x2, 3x3x3): the forward pass and the input gradient with 8 multiplications per
+//! output voxel and channel pair instead of 27 (Lavin & Gray 2016, in three dimensions).
+//!
+//! The output is cut into 2x2x2 tiles. Each tile's 4x4x4 input window is transformed (`B^T d B`
+//! along each axis), multiplied point by point with the transformed kernel (`G g G^T`), summed
+//! over input channels, and transformed back (`A^T m A`). The sum over channels at each of the 64
+//! transform points is a GEMM, `M[p] = U[p] V[p]`, so the multiplications run in the `gemm`
+//! crate's micro-kernels at 8/27 of the direct pass's work. The transforms use only 0, 1 and 1/2,
+//! so the result is f32 arithmetic agreeing with the direct sum to a few units in the last place
+//! of the largest terms (tested).
+//!
+//! Work goes in blocks of about [`TARGET_TILES`] tiles (whole rows of tiles along the innermost
+//! axis): a block transforms a run of input channels into a scratch buffer sized for the L2/L3,
+//! runs the 64 GEMMs into its accumulator, and after the last run transforms the accumulator into
+//! the output. The padded input puts the longest axis innermost and stores its even and odd
+//! positions apart, so the transforms are contiguous vector arithmetic.
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+use crate::{zeroed, SharedMut};
+
+/// Tiles per block: enough columns for the GEMMs to amortise packing the transformed kernel.
+const TARGET_TILES: usize = 256;
+
+/// Floats of transformed input per block and channel run (4 MiB).
+const SCRATCH_FLOATS: usize = 1 << 20;
+
+/// Lanes processed together in the transforms (one AVX-512 register, two AVX2 ones).
+const LANES: usize = 16;
+
+/// Transform points per tile.
+const POINTS: usize = 64;
+
+/// The sizes of one Winograd convolution and the layout of its padded input.
+pub(crate) struct Winograd {
+    batch: usize,
+    channels_in: usize,
+    channels_out: usize,
+    /// Spatial sizes along the permuted axes (outer A, middle B, inner C).
+    sizes: [usize; 3],
+    /// Tiles along each permuted axis.
+    tiles: [usize; 3],
+    /// Stride of each permuted axis in the `[X, Y, Z]` source layout.
+    source_strides: [usize; 3],
+    /// The source axis (0 = X, 1 = Y, 2 = Z) behind each permuted axis.
+    order: [usize; 3],
+}
+
+impl Winograd {
+    pub(crate) fn new(
+        batch: usize,
+        channels_in: usize,
+        channels_out: usize,
+        size: [usize; 3],
+    ) -> Self {
+        // Vectors run along the innermost axis. Z, innermost in memory, serves when it holds 4
+        // tiles or more (then reads and writes are contiguous); a thinner Z gives way to the
+        // longest axis, at the price of strided output writes.
+        let mut order = [0usize, 1, 2];
+        if size[2] < 8 {
+            order.sort_by_key(|&axis| size[axis]); // stable: ties keep X, Y, Z order
+        }
+        let strides = [size[1] * size[2], size[2], 1];
+        Winograd {
+            batch,
+            channels_in,
+            channels_out,
+            sizes: order.map(|axis| size[axis]),
+            tiles: order.map(|axis| size[axis].div_ceil(2)),
+            source_strides: order.map(|axis| strides[axis]),
+            order,
+        }
+    }
+
+    fn voxels(&self) -> usize {
+        self.sizes.iter().product()
+    }
+
+    /// Floats per padded row along C: even positions, then odd ones, `tiles[2] + 1` each.
+    fn row_len(&self) -> usize {
+        2 * (self.tiles[2] + 1)
+    }
+
+    /// Padded rows along B.
+    fn rows_b(&self) -> usize {
+        2 * self.tiles[1] + 2
+    }
+
+    fn padded_channel(&self) -> usize {
+        (2 * self.tiles[0] + 2) * self.rows_b() * self.row_len()
+    }
+
+    /// The kernel `[Cout, Cin, 3, 3, 3]` transformed to `[64][Cout][Cin]` (`G g G^T` per axis,
+    /// on the permuted axes). With `flip`, `weight` is the forward kernel of the convolution whose
+    /// input gradient this one computes, `[Cin, Cout, 3, 3, 3]` in this plan's channels, and is
+    /// read with every axis reversed.
+    pub(crate) fn transform_kernel(&self, weight: &[f32], flip: bool) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        let mut transformed = vec![0.0f32; POINTS * cout * cin];
+        const G: [[f64; 3]; 4] = [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        for co in 0..cout {
+            for ci in 0..cin {
+                // g[a][b][c] on the permuted axes.
+                let mut g = [[[0.0f64; 3]; 3]; 3];
+                for (index, g_value) in g.iter_mut().flatten().flatten().enumerate() {
+                    let permuted = [index / 9, index / 3 % 3, index % 3];
+                    let mut tap = [0usize; 3];
+                    for q in 0..3 {
+                        tap[self.order[q]] = permuted[q];
+                    }
+                    let (kernel, tap) = if flip {
+                        (
+                            (ci * cout + co) * 27,
+                            26 - (tap[0] * 9 + tap[1] * 3 + tap[2]),
+                        )
+                    } else {
+                        ((co * cin + ci) * 27, tap[0] * 9 + tap[1] * 3 + tap[2])
+                    };
+                    *g_value = weight[kernel + tap] as f64;
+                }
+                // Along C, then B, then A.
+                let mut along_c = [[[0.0f64; 4]; 3]; 3];
+                for a in 0..3 {
+                    for b in 0..3 {
+                        for (p, row) in G.iter().enumerate() {
+                            along_c[a][b][p] = (0..3).map(|k| row[k] * g[a][b][k]).sum();
+                        }
+                    }
+                }
+                let mut along_b = [[[0.0f64; 4]; 4]; 3];
+                for a in 0..3 {
+                    for (p, row) in G.iter().enumerate() {
+                        for c in 0..4 {
+                            along_b[a][p][c] = (0..3).map(|k| row[k] * along_c[a][k][c]).sum();
+                        }
+                    }
+                }
+                for (p, row) in G.iter().enumerate() {
+                    for b in 0..4 {
+                        for c in 0..4 {
+                            let value: f64 = (0..3).map(|k| row[k] * along_b[k][b][c]).sum();
+                            transformed[((p * 16 + b * 4 + c) * cout + co) * cin + ci] =
+                                value as f32;
+                        }
+                    }
+                }
+            }
+        }
+        transformed
+    }
+
+    /// `[B, C, X, Y, Z]` onto the zero-padded, permuted, parity-split grid, `[B, C, padded]`.
+    fn pad(&self, source: &[f32], channels: usize) -> Vec<f32> {
+        let row_len = self.row_len();
+        let half = self.tiles[2] + 1;
+        // Padded offset of each coordinate along each permuted axis (padding 1 in front).
+        let offsets: [Vec<usize>; 3] = [
+            (0..self.sizes[0])
+                .map(|i| (i + 1) * self.rows_b() * row_len)
+                .collect(),
+            (0..self.sizes[1]).map(|i| (i + 1) * row_len).collect(),
+            (1..=self.sizes[2]).map(|p| p % 2 * half + p / 2).collect(),
+        ];
+        // The same tables indexed by source axis.
+        let mut by_source: [&[usize]; 3] = [&[], &[], &[]];
+        for q in 0..3 {
+            by_source[self.order[q]] = &offsets[q];
+        }
+        let [ox, oy, oz] = by_source;
+        let padded_channel = self.padded_channel();
+        let mut grid = zeroed(channels * padded_channel);
+        let voxels = self.voxels();
+        grid.par_chunks_mut(padded_channel)
+            .zip(source.par_chunks_exact(voxels))
+            .for_each(|(dst, src)| {
+                let mut rows = src.chunks_exact(oz.len());
+                for &x in ox {
+                    for &y in oy {
+                        let row = rows.next().expect("voxel count");
+                        let base = x + y;
+                        for (&z, &value) in oz.iter().zip(row) {
+                            dst[base + z] = value;
+                        }
+                    }
+                }
+            });
+        grid
+    }
+
+    /// `out = conv(input) (+ bias)`, with the transformed kernel `kernel` (`[64][Cout][Cin]`,
+    /// from [`Winograd::transform_kernel`]). `input` is `[B, Cin, X, Y, Z]`; returns
+    /// `[B, Cout, X, Y, Z]`.
+    pub(crate) fn run(&self, input: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        let padded = self.pad(input, self.batch * cin);
+        let mut out = zeroed(self.batch * cout * self.voxels());
+        let [_, tiles_b, tiles_c] = self.tiles;
+        let rows = self.tiles[0] * tiles_b;
+        let rows_per_block = TARGET_TILES.div_ceil(tiles_c).clamp(1, rows);
+        let blocks = rows.div_ceil(rows_per_block);
+        // Few blocks (the deep levels) leave cores idle: split the output channels as well.
+        let wanted = 2 * rayon::current_num_threads();
+        let groups = if self.batch * blocks >= wanted {
+            1
+        } else {
+            wanted
+                .div_ceil(self.batch * blocks)
+                .min(cout.div_ceil(16))
+                .max(1)
+        };
+        let group_len = cout.div_ceil(groups);
+        let groups = cout.div_ceil(group_len);
+        let out_ptr = SharedMut(out.as_mut_ptr());
+        let isa = Isa::detect();
+        (0..self.batch * blocks * groups)
+            .into_par_iter()
+            .for_each(|task| {
+                let (b, rest) = (task / (blocks * groups), task % (blocks * groups));
+                let (block, group) = (rest / groups, rest % groups);
+                let first_row = block * rows_per_block;
+                let row_count = rows_per_block.min(rows - first_row);
+                let co0 = group * group_len;
+                let co_count = group_len.min(cout - co0);
+                let input =
+                    &padded[b * cin * self.padded_channel()..][..cin * self.padded_channel()];
+                SCRATCH.with_borrow_mut(|(values, sums)| {
+                    let tiles = row_count * tiles_c;
+                    let run = (SCRATCH_FLOATS / (POINTS * tiles)).clamp(8, cin);
+                    values.resize(POINTS * run * tiles, 0.0);
+                    sums.resize(POINTS * co_count * tiles, 0.0);
+                    for c0 in (0..cin).step_by(run) {
+                        let run_len = run.min(cin - c0);
+                        for (ci, points) in values
+                            .chunks_exact_mut(POINTS * tiles)
+                            .take(run_len)
+                            .enumerate()
+                        {
+                            let channel = &input[(c0 + ci) * self.padded_channel()..]
+                                [..self.padded_channel()];
+                            isa.input_transform(self, channel, first_row, row_count, points);
+                        }
+                        for point in 0..POINTS {
+                            // SAFETY: the operands lie inside `kernel` ([64][Cout][Cin]), `values`
+                            // ([run_len][64][tiles]) and `sums` ([co_count][64][tiles]).
+                            unsafe {
+                                gemm::gemm(
+                                    co_count,
+                                    tiles,
+                                    run_len,
+                                    sums.as_mut_ptr().add(point * tiles),
+                                    1,
+                                    (POINTS * tiles) as isize,
+                                    c0 > 0,
+                                    kernel.as_ptr().add((point * cout + co0) * cin + c0),
+                                    1,
+                                    cin as isize,
+                                    values.as_ptr().add(point * tiles),
+                                    1,
+                                    (POINTS * tiles) as isize,
+                                    1.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    gemm::Parallelism::None,
+                                );
+                            }
+                        }
+                    }
+                    for co in 0..co_count {
+                        let add = bias.map_or(0.0, |bias| bias[co0 + co]);
+                        // SAFETY: the channel is `voxels` floats inside `out`, and this task alone
+                        // writes its voxels in these rows of tiles.
+                        let channel = OutChannel(unsafe {
+                            out_ptr.get().add((b * cout + co0 + co) * self.voxels())
+                        });
+                        isa.output_transform(self, sums, co, first_row, row_count, add, channel);
+                    }
+                });
+            });
+        out
+    }
+}
+
+/// One output channel, `[X, Y, Z]`, which several tasks write in disjoint rows of tiles.
+#[derive(Clone, Copy)]
+struct OutChannel(*mut f32);
+
+thread_local! {
+    /// Per-worker transformed inputs and GEMM accumulators, kept between calls.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The instruction set the transforms are compiled for, chosen at run time.
+#[derive(Clone, Copy)]
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn input_transform(
+        self,
+        plan: &Winograd,
+        channel: &[f32],
+        first_row: usize,
+        row_count: usize,
+        points: &mut [f32],
+    ) {
+        match self {
+            // SAFETY: the variant was chosen because the processor has the feature.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                input_transform_avx512(plan, channel, first_row, row_count, points)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe {
+                input_transform_avx2(plan, channel, first_row, row_count, points)
+            },
+            Isa::Portable => input_transform(plan, channel, first_row, row_count, points),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn output_transform(
+        self,
+        plan: &Winograd,
+        sums: &[f32],
+        co: usize,
+        first_row: usize,
+        row_count: usize,
+        bias: f32,
+        out: OutChannel,
+    ) {
+        match self {
+            // SAFETY: the variant was chosen because the processor has the feature.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                output_transform_avx512(plan, sums, co, first_row, row_count, bias, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe {
+                output_transform_avx2(plan, sums, co, first_row, row_count, bias, out)
+            },
+            Isa::Portable => output_transform(plan, sums, co, first_row, row_count, bias, out),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn input_transform_avx512(
+    plan: &Winograd,
+    channel: &[f32],
+    first_row: usize,
+    row_count: usize,
+    points: &mut [f32],
+) {
+    input_transform(plan, channel, first_row, row_count, points)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn input_transform_avx2(
+    plan: &Winograd,
+    channel: &[f32],
+    first_row: usize,
+    row_count: usize,
+    points: &mut [f32],
+) {
+    input_transform(plan, channel, first_row, row_count, points)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn output_transform_avx512(
+    plan: &Winograd,
+    sums: &[f32],
+    co: usize,
+    first_row: usize,
+    row_count: usize,
+    bias: f32,
+    out: OutChannel,
+) {
+    output_transform(plan, sums, co, first_row, row_count, bias, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn output_transform_avx2(
+    plan: &Winograd,
+    sums: &[f32],
+    co: usize,
+    first_row: usize,
+    row_count: usize,
+    bias: f32,
+    out: OutChannel,
+) {
+    output_transform(plan, sums, co, first_row, row_count, bias, out)
+}
+
+/// `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` on four vectors.
+#[inline(always)]
+fn data_transform<const L: usize>(d: [&[f32; L]; 4]) -> [[f32; L]; 4] {
+    let mut out = [[0.0f32; L]; 4];
+    for l in 0..L {
+        out[0][l] = d[0][l] - d[2][l];
+        out[1][l] = d[1][l] + d[2][l];
+        out[2][l] = d[2][l] - d[1][l];
+        out[3][l] = d[1][l] - d[3][l];
+    }
+    out
+}
+
+/// `A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]` on four vectors.
+#[inline(always)]
+fn inverse_transform<const L: usize>(m: [&[f32; L]; 4]) -> [[f32; L]; 2] {
+    let mut out = [[0.0f32; L]; 2];
+    for l in 0..L {
+        out[0][l] = m[0][l] + m[1][l] + m[2][l];
+        out[1][l] = m[1][l] - m[2][l] - m[3][l];
+    }
+    out
+}
+
+/// Transforms one padded input channel over rows `first_row..first_row + row_count` of tiles
+/// into `points` (`[64][tiles]`).
+#[inline(always)]
+fn input_transform(
+    plan: &Winograd,
+    channel: &[f32],
+    first_row: usize,
+    row_count: usize,
+    points: &mut [f32],
+) {
+    let tiles_c = plan.tiles[2];
+    let tiles = row_count * tiles_c;
+    for row in 0..row_count {
+        let (ta, tb) = (
+            (first_row + row) / plan.tiles[1],
+            (first_row + row) % plan.tiles[1],
+        );
+        // Start of padded row (2ta + i, 2tb + j), i and j in 0..4.
+        let mut starts = [0usize; 16];
+        for (index, start) in starts.iter_mut().enumerate() {
+            *start = ((2 * ta + index / 4) * plan.rows_b() + 2 * tb + index % 4) * plan.row_len();
+        }
+        let mut u = 0;
+        while u + LANES <= tiles_c {
+            input_chunk::<LANES>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += LANES;
+        }
+        if u + 8 <= tiles_c {
+            input_chunk::<8>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += 8;
+        }
+        if u + 4 <= tiles_c {
+            input_chunk::<4>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += 4;
+        }
+        while u < tiles_c {
+            input_chunk::<1>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += 1;
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // index arithmetic reads clearer
+fn input_chunk<const L: usize>(
+    plan: &Winograd,
+    channel: &[f32],
+    starts: &[usize; 16],
+    u: usize,
+    points: &mut [f32],
+    tiles: usize,
+    t: usize,
+) {
+    let half = plan.tiles[2] + 1;
+    // Along C: tile u reads padded positions 2u..2u + 4, i.e. even[u], odd[u], even[u+1], odd[u+1].
+    let mut along_c = [[[0.0f32; L]; 4]; 16];
+    for (index, &start) in starts.iter().enumerate() {
+        let even: &[f32; L] = channel[start + u..][..L].try_into().unwrap();
+        let odd: &[f32; L] = channel[start + half + u..][..L].try_into().unwrap();
+        let even_next: &[f32; L] = channel[start + u + 1..][..L].try_into().unwrap();
+        let odd_next: &[f32; L] = channel[start + half + u + 1..][..L].try_into().unwrap();
+        along_c[index] = data_transform([even, odd, even_next, odd_next]);
+    }
+    // Along B (index % 4 = j), then A (index / 4 = i).
+    let mut along_b = [[[0.0f32; L]; 4]; 16]; // [i * 4 + q][c point]
+    for i in 0..4 {
+        for c in 0..4 {
+            let rows = data_transform([
+                &along_c[i * 4][c],
+                &along_c[i * 4 + 1][c],
+                &along_c[i * 4 + 2][c],
+                &along_c[i * 4 + 3][c],
+            ]);
+            for (q, row) in rows.into_iter().enumerate() {
+                along_b[i * 4 + q][c] = row;
+            }
+        }
+    }
+    for q in 0..4 {
+        for c in 0..4 {
+            let transformed = data_transform([
+                &along_b[q][c],
+                &along_b[4 + q][c],
+                &along_b[8 + q][c],
+                &along_b[12 + q][c],
+            ]);
+            for (p, point) in transformed.iter().enumerate() {
+                let index = p * 16 + q * 4 + c;
+                points[index * tiles + t..][..L].copy_from_slice(point);
+            }
+        }
+    }
+}
+
+/// Transforms output channel `co` of `sums` (`[co_count][64][tiles]`) back to voxels over rows
+/// `first_row..first_row + row_count` of tiles, adding `bias`, into `out` (`[X, Y, Z]`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn output_transform(
+    plan: &Winograd,
+    sums: &[f32],
+    co: usize,
+    first_row: usize,
+    row_count: usize,
+    bias: f32,
+    out: OutChannel,
+) {
+    let tiles_c = plan.tiles[2];
+    let tiles = row_count * tiles_c;
+    for row in 0..row_count {
+        let (ta, tb) = (
+            (first_row + row) / plan.tiles[1],
+            (first_row + row) % plan.tiles[1],
+        );
+        let mut u = 0;
+        while u + LANES <= tiles_c {
+            output_chunk::<LANES>(
+                plan,
+                sums,
+                co,
+                tiles,
+                row * tiles_c + u,
+                [ta, tb, u],
+                bias,
+                out,
+            );
+            u += LANES;
+        }
+        if u + 8 <= tiles_c {
+            output_chunk::<8>(
+                plan,
+                sums,
+                co,
+                tiles,
+                row * tiles_c + u,
+                [ta, tb, u],
+                bias,
+                out,
+            );
+            u += 8;
+        }
+        if u + 4 <= tiles_c {
+            output_chunk::<4>(
+                plan,
+                sums,
+                co,
+                tiles,
+                row * tiles_c + u,
+                [ta, tb, u],
+                bias,
+                out,
+            );
+            u += 4;
+        }
+        while u < tiles_c {
+            output_chunk::<1>(
+                plan,
+                sums,
+                co,
+                tiles,
+                row * tiles_c + u,
+                [ta, tb, u],
+                bias,
+                out,
+            );
+            u += 1;
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // index arithmetic reads clearer
+fn output_chunk<const L: usize>(
+    plan: &Winograd,
+    sums: &[f32],
+    co: usize,
+    tiles: usize,
+    t: usize,
+    [ta, tb, u]: [usize; 3],
+    bias: f32,
+    out: OutChannel,
+) {
+    let point = |p: usize| -> &[f32; L] {
+        sums[(co * POINTS + p) * tiles + t..][..L]
+            .try_into()
+            .unwrap()
+    };
+    // Along A: points p = i * 16 + q * 4 + c.
+    let mut along_a = [[[0.0f32; L]; 16]; 2]; // [output a][q * 4 + c]
+    for qc in 0..16 {
+        [along_a[0][qc], along_a[1][qc]] =
+            inverse_transform([point(qc), point(16 + qc), point(32 + qc), point(48 + qc)]);
+    }
+    let [sa, sb, sc] = plan.source_strides;
+    let [na, nb, nc] = plan.sizes;
+    for (oa, plane) in along_a.iter().enumerate() {
+        let a = 2 * ta + oa;
+        if a >= na {
+            continue;
+        }
+        let mut along_b = [[[0.0f32; L]; 4]; 2]; // [output b][c]
+        for c in 0..4 {
+            let rows = inverse_transform([&plane[c], &plane[4 + c], &plane[8 + c], &plane[12 + c]]);
+            along_b[0][c] = rows[0];
+            along_b[1][c] = rows[1];
+        }
+        for (ob, line) in along_b.iter().enumerate() {
+            let b = 2 * tb + ob;
+            if b >= nb {
+                continue;
+            }
+            let [even, odd] = inverse_transform([&line[0], &line[1], &line[2], &line[3]]);
+            let base = a * sa + b * sb;
+            // SAFETY: a < na, b < nb and c < nc keep every index inside the channel.
+            if 2 * (u + L) <= nc && sc == 1 {
+                let mut row = [0.0f32; 2 * LANES];
+                for l in 0..L {
+                    row[2 * l] = even[l] + bias;
+                    row[2 * l + 1] = odd[l] + bias;
+                }
+                unsafe {
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.0.add(base + 2 * u), 2 * L)
+                };
+            } else {
+                for l in 0..L {
+                    let c = 2 * (u + l);
+                    if c < nc {
+                        unsafe { *out.0.add(base + c * sc) = even[l] + bias };
+                    }
+                    if c + 1 < nc {
+                        unsafe { *out.0.add(base + (c + 1) * sc) = odd[l] + bias };
+                    }
+                }
+            }
+        }
+    }
+}
