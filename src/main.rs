@@ -4,7 +4,19 @@ use clap::Parser;
 
 mod cli;
 
+/// mimalloc, told to keep freed memory for reuse (see `main`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay`'s place in mimalloc's `mi_option_e` (the same in its v2 and v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() {
+    // Each layer allocates and frees buffers of hundreds of MiB; handed back to the kernel, they
+    // come back as fresh pages that fault and are zeroed one by one (15% of a forward pass).
+    // Kept, they are reused; resident memory stays at its high-water mark.
+    // SAFETY: sets an option value; mimalloc reads options at each purge decision.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let args = cli::Cli::parse();
     if let Err(error) = cli::run(args) {
         // One line: the context chain joined by ": ", naming the file and the problem.

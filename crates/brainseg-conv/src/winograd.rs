@@ -96,61 +96,68 @@ impl Winograd {
     /// read with every axis reversed.
     pub(crate) fn transform_kernel(&self, weight: &[f32], flip: bool) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
-        let mut transformed = vec![0.0f32; POINTS * cout * cin];
-        const G: [[f64; 3]; 4] = [
-            [1.0, 0.0, 0.0],
-            [0.5, 0.5, 0.5],
-            [0.5, -0.5, 0.5],
-            [0.0, 0.0, 1.0],
-        ];
-        for co in 0..cout {
+        // The source tap behind each permuted tap (a, b, c).
+        let mut source_taps = [0usize; 27];
+        for (index, source_tap) in source_taps.iter_mut().enumerate() {
+            let permuted = [index / 9, index / 3 % 3, index % 3];
+            let mut tap = [0usize; 3];
+            for q in 0..3 {
+                tap[self.order[q]] = permuted[q];
+            }
+            let tap = tap[0] * 9 + tap[1] * 3 + tap[2];
+            *source_tap = if flip { 26 - tap } else { tap };
+        }
+        let mut transformed = zeroed(POINTS * cout * cin);
+        let transformed_ptr = SharedMut(transformed.as_mut_ptr());
+        // One output channel per task, vectors across input channels: rows of `cin` floats.
+        (0..cout).into_par_iter().for_each(|co| {
+            let mut taps = vec![0.0f32; 27 * cin]; // [a][b][c]
             for ci in 0..cin {
-                // g[a][b][c] on the permuted axes.
-                let mut g = [[[0.0f64; 3]; 3]; 3];
-                for (index, g_value) in g.iter_mut().flatten().flatten().enumerate() {
-                    let permuted = [index / 9, index / 3 % 3, index % 3];
-                    let mut tap = [0usize; 3];
-                    for q in 0..3 {
-                        tap[self.order[q]] = permuted[q];
-                    }
-                    let (kernel, tap) = if flip {
-                        (
-                            (ci * cout + co) * 27,
-                            26 - (tap[0] * 9 + tap[1] * 3 + tap[2]),
-                        )
-                    } else {
-                        ((co * cin + ci) * 27, tap[0] * 9 + tap[1] * 3 + tap[2])
-                    };
-                    *g_value = weight[kernel + tap] as f64;
+                let kernel = if flip {
+                    (ci * cout + co) * 27
+                } else {
+                    (co * cin + ci) * 27
+                };
+                for (t, &source_tap) in source_taps.iter().enumerate() {
+                    taps[t * cin + ci] = weight[kernel + source_tap];
                 }
-                // Along C, then B, then A.
-                let mut along_c = [[[0.0f64; 4]; 3]; 3];
-                for a in 0..3 {
-                    for b in 0..3 {
-                        for (p, row) in G.iter().enumerate() {
-                            along_c[a][b][p] = (0..3).map(|k| row[k] * g[a][b][k]).sum();
-                        }
-                    }
-                }
-                let mut along_b = [[[0.0f64; 4]; 4]; 3];
-                for a in 0..3 {
-                    for (p, row) in G.iter().enumerate() {
-                        for c in 0..4 {
-                            along_b[a][p][c] = (0..3).map(|k| row[k] * along_c[a][k][c]).sum();
-                        }
-                    }
-                }
-                for (p, row) in G.iter().enumerate() {
-                    for b in 0..4 {
-                        for c in 0..4 {
-                            let value: f64 = (0..3).map(|k| row[k] * along_b[k][b][c]).sum();
-                            transformed[((p * 16 + b * 4 + c) * cout + co) * cin + ci] =
-                                value as f32;
-                        }
+            }
+            let mut along_c = vec![0.0f32; 36 * cin]; // [a][b][p]
+            for line in 0..9 {
+                kernel_transform(
+                    &taps,
+                    [3 * line, 3 * line + 1, 3 * line + 2],
+                    &mut along_c[4 * line * cin..][..4 * cin],
+                    cin,
+                );
+            }
+            let mut along_b = vec![0.0f32; 48 * cin]; // [a][q][p]
+            let mut column = vec![0.0f32; 4 * cin];
+            for a in 0..3 {
+                for p in 0..4 {
+                    let rows = [(a * 3) * 4 + p, (a * 3 + 1) * 4 + p, (a * 3 + 2) * 4 + p];
+                    kernel_transform(&along_c, rows, &mut column, cin);
+                    for q in 0..4 {
+                        along_b[(a * 16 + q * 4 + p) * cin..][..cin]
+                            .copy_from_slice(&column[q * cin..][..cin]);
                     }
                 }
             }
-        }
+            for qp in 0..16 {
+                kernel_transform(&along_b, [qp, 16 + qp, 32 + qp], &mut column, cin);
+                for i in 0..4 {
+                    let point = i * 16 + qp;
+                    // SAFETY: row (point, co) of `transformed` ([64][Cout][Cin]) belongs to this task.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            column[i * cin..].as_ptr(),
+                            transformed_ptr.get().add((point * cout + co) * cin),
+                            cin,
+                        )
+                    };
+                }
+            }
+        });
         transformed
     }
 
@@ -425,6 +432,22 @@ fn output_transform_avx2(
     out: OutChannel,
 ) {
     output_transform(plan, sums, co, first_row, row_count, bias, out)
+}
+
+/// `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]` on rows `rows` (of `len` floats)
+/// of `source`, into the four rows of `out`.
+fn kernel_transform(source: &[f32], rows: [usize; 3], out: &mut [f32], len: usize) {
+    let [g0, g1, g2] = rows.map(|row| &source[row * len..][..len]);
+    let (out0, rest) = out.split_at_mut(len);
+    let (out1, rest) = rest.split_at_mut(len);
+    let (out2, out3) = rest.split_at_mut(len);
+    for i in 0..len {
+        let (a, b, c) = (g0[i], g1[i], g2[i]);
+        out0[i] = a;
+        out1[i] = 0.5 * (a + b + c);
+        out2[i] = 0.5 * (a - b + c);
+        out3[i] = c;
+    }
 }
 
 /// `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]` on four vectors.
