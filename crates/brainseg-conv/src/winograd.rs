@@ -19,10 +19,12 @@ use std::cell::RefCell;
 
 use crate::{zeroed, SharedMut};
 
-/// Tiles per block: enough columns for the GEMMs to amortise packing the transformed kernel.
-const TARGET_TILES: usize = 256;
+/// Tiles per block. Small blocks keep each point's GEMM operand (`Cin x tiles`) in L1/L2; measured
+/// on the seed U-Net's layers (Zen 4), 48 beat 16-32 and 96-512 by 5-25%.
+const TARGET_TILES: usize = 48;
 
-/// Floats of transformed input per block and channel run (4 MiB).
+/// Floats of transformed input per block and channel run (4 MiB): with 48 tiles, runs of up to
+/// 341 input channels, so most layers sum all channels in one GEMM per point.
 const SCRATCH_FLOATS: usize = 1 << 20;
 
 /// Lanes processed together in the transforms (one AVX-512 register, two AVX2 ones).
