@@ -8,9 +8,9 @@
 //! positions sized so one tile's accumulator stays in the 1 MiB L2 across the 27 taps; rayon
 //! spreads the tiles, and the `gemm` crate picks AVX2 / AVX-512 / NEON micro-kernels at run time.
 //!
-//! Where both channel counts are 16 or more, the forward pass and the input gradient instead
-//! run Winograd F(2x2x2, 3x3x3) ([`winograd`]): 8 multiplications per output and channel pair
-//! instead of 27, in the same GEMM kernels. [`use_direct_convolution`] turns it off.
+//! Where both channel counts are 16 or more, all three passes instead run Winograd
+//! F(2x2x2, 3x3x3) ([`winograd`]; the weight gradient as its transposition, F(3x3x3, 2x2x2)):
+//! 8 multiplications per output and channel pair instead of 27, in the same GEMM kernels. [`use_direct_convolution`] turns it off.
 //!
 //! Layouts are PyTorch's: input `[B, Cin, X, Y, Z]`, weight `[Cout, Cin, 3, 3, 3]`, output
 //! `[B, Cout, X, Y, Z]`, all contiguous f32. The passes are exact f32 sums (in a different order
@@ -32,7 +32,8 @@ pub fn use_direct_convolution(on: bool) {
 }
 
 /// Winograd pays off once both channel counts fill a GEMM; the first layer (4 input channels)
-/// stays direct.
+/// stays direct. The condition is symmetric: forward pass and input gradient take the same path
+/// (the weight gradient adds a condition of its own).
 fn winograd_applies(channels_in: usize, channels_out: usize) -> bool {
     channels_in >= 16 && channels_out >= 16 && !DIRECT_ONLY.load(Ordering::Relaxed)
 }
@@ -53,7 +54,7 @@ const TILE_FLOATS: usize = 128 * 1024;
 
 /// Runs of position tiles summed separately in the weight gradient: enough for the cores of a
 /// workstation, few enough that the partial copies stay small.
-const PARTIAL_SUMS: usize = 8;
+pub(crate) const PARTIAL_SUMS: usize = 8;
 
 impl Conv3x3x3 {
     fn voxels(&self) -> usize {
@@ -103,21 +104,31 @@ impl Conv3x3x3 {
     pub fn weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
+        if winograd_applies(self.channels_in, cout) && self.channels_in + cout <= 512 {
+            // Past 512 channels the point sums (64 x Cout x Cin) outgrow the caches and the
+            // blocks of tiles that fit beside them get short; the direct sum is faster there.
+            self.check("input", x, self.batch * self.channels_in * self.voxels());
+            return Winograd::new(self.batch, self.channels_in, cout, self.size)
+                .weight_grad(x, grad);
+        }
         let grid = Grid::new(self.size);
         self.weight_grad_padded(&grid, x, &grid.pad(grad, self.batch * cout))
     }
 
-    /// Both gradients, input then weight, padding the output gradient once for the two.
+    /// Both gradients, input then weight (the direct path pads the output gradient once for
+    /// the two).
     pub fn backward(&self, x: &[f32], grad: &[f32], weight: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
+        if winograd_applies(self.channels_in, cout) {
+            return (
+                self.input_grad_winograd(grad, weight),
+                self.weight_grad(x, grad),
+            );
+        }
         let grid = Grid::new(self.size);
         let padded_grad = grid.pad(grad, self.batch * cout);
-        let input_grad = if winograd_applies(cout, self.channels_in) {
-            self.input_grad_winograd(grad, weight)
-        } else {
-            self.input_grad_padded(&grid, &padded_grad, weight)
-        };
+        let input_grad = self.input_grad_padded(&grid, &padded_grad, weight);
         (input_grad, self.weight_grad_padded(&grid, x, &padded_grad))
     }
 
@@ -611,16 +622,21 @@ mod tests {
 
     #[test]
     fn winograd_paths_match_the_definition() {
-        // 16+ channels both ways: forward and input gradient run Winograd. Odd sides (tiles cut
+        // 16+ channels both ways: all three passes run Winograd. Odd sides (tiles cut
         // by the edge), each axis the longest in turn, sides of 1, a full 16-lane chunk plus a
         // remainder along the innermost axis, and one case with two blocks of tiles and two
-        // runs of input channels.
+        // runs of input channels; the weight gradient in groups of output channels (few blocks)
+        // and in partial sums (many).
         let shapes = [
             (2, 16, 16, [7, 4, 5]),
             (1, 16, 18, [3, 9, 4]),
             (1, 17, 16, [1, 2, 9]),
             (1, 16, 16, [4, 3, 40]),
             (1, 80, 16, [20, 8, 20]),
+            // 32 blocks of tiles: the weight gradient's fixed partial sums.
+            (2, 16, 16, [16, 16, 64]),
+            // Over 512 channels: Winograd input gradient beside the direct weight gradient.
+            (1, 520, 16, [3, 4, 2]),
         ];
         check_against_definition(&shapes, 13);
     }
@@ -650,9 +666,14 @@ mod tests {
 
     #[test]
     fn same_bits_on_any_number_of_threads() {
-        // Enough tiles for the partial sums of the weight gradient, and a channel-split case.
+        // Enough tiles for the partial sums of the weight gradient, a channel-split case, and a
+        // Winograd case with partial sums.
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for sizes in [(2, 3, 4, [40, 41, 40]), (1, 24, 40, [3, 2, 2])] {
+        for sizes in [
+            (2, 3, 4, [40, 41, 40]),
+            (1, 24, 40, [3, 2, 2]),
+            (2, 16, 16, [16, 16, 64]),
+        ] {
             let Case {
                 conv: c,
                 x,

@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-use crate::{zeroed, SharedMut};
+use crate::{zeroed, SharedMut, PARTIAL_SUMS};
 
 /// Tiles per block. Small blocks keep each point's GEMM operand (`Cin x tiles`) in L1/L2; measured
 /// on the seed U-Net's layers (Zen 4), 48 beat 16-32 and 96-512 by 5-25%.
@@ -26,6 +26,13 @@ const TARGET_TILES: usize = 48;
 /// Floats of transformed input per block and channel run (4 MiB): with 48 tiles, runs of up to
 /// 341 input channels, so most layers sum all channels in one GEMM per point.
 const SCRATCH_FLOATS: usize = 1 << 20;
+
+/// Tiles per block of the weight gradient at most: its GEMMs sum over tiles, so longer blocks
+/// mean fewer passes over the point sums.
+const WEIGHT_TARGET_TILES: usize = 128;
+
+/// Floats of transformed input and gradient per block of the weight gradient (8 MiB).
+const WEIGHT_SCRATCH_FLOATS: usize = 1 << 21;
 
 /// Lanes processed together in the transforms (one AVX-512 register, two AVX2 ones).
 const LANES: usize = 16;
@@ -296,6 +303,182 @@ impl Winograd {
     }
 }
 
+impl Winograd {
+    /// The weight gradient `[Cout, Cin, 3, 3, 3]` for input `x` (`[B, Cin, X, Y, Z]`) and output
+    /// gradient `grad` (`[B, Cout, X, Y, Z]`), by Winograd F(3x3x3, 2x2x2): per tile, the 2x2x2
+    /// gradient transformed by `A` and the 4x4x4 input window by `B^T` meet point by point; summed
+    /// over tiles that is one GEMM per point, `S[p] += Ga[p] V[p]^T`, and `G^T s G` per channel
+    /// pair turns the 64 sums into the 27 taps (the transposition of the forward algorithm).
+    ///
+    /// The sum over tiles runs in an order fixed by the sizes alone: [`PARTIAL_SUMS`] fixed runs
+    /// of blocks added in order, or, with few blocks, groups of output channels each summing all
+    /// blocks. The result is the same bit for bit on any number of threads.
+    pub(crate) fn weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        let padded_x = self.pad(x, self.batch * cin);
+        let padded_grad = self.pad(grad, self.batch * cout);
+        let [_, tiles_b, tiles_c] = self.tiles;
+        let rows = self.tiles[0] * tiles_b;
+        let target =
+            (WEIGHT_SCRATCH_FLOATS / (POINTS * (cin + cout))).clamp(16, WEIGHT_TARGET_TILES);
+        let rows_per_block = target.div_ceil(tiles_c).clamp(1, rows);
+        let blocks = rows.div_ceil(rows_per_block);
+        let total = self.batch * blocks;
+        let channel_len = self.padded_channel();
+        let isa = Isa::detect();
+        // Blocks `from..to` (of batch x blocks) for output channels `co0..co0 + count`, added
+        // into `sums` (`[64][Cout][Cin]`, rows `co0..` of each point).
+        let accumulate = |sums: SharedMut, from: usize, to: usize, co0: usize, count: usize| {
+            SCRATCH.with_borrow_mut(|(values, grads)| {
+                for task in from..to {
+                    let (b, block) = (task / blocks, task % blocks);
+                    let first_row = block * rows_per_block;
+                    let row_count = rows_per_block.min(rows - first_row);
+                    let tiles = row_count * tiles_c;
+                    values.resize(POINTS * cin * tiles, 0.0);
+                    grads.resize(POINTS * count * tiles, 0.0);
+                    for (ci, points) in values
+                        .chunks_exact_mut(POINTS * tiles)
+                        .take(cin)
+                        .enumerate()
+                    {
+                        let channel = &padded_x[(b * cin + ci) * channel_len..][..channel_len];
+                        isa.input_transform(self, channel, first_row, row_count, points);
+                    }
+                    for (co, points) in grads
+                        .chunks_exact_mut(POINTS * tiles)
+                        .take(count)
+                        .enumerate()
+                    {
+                        let channel =
+                            &padded_grad[(b * cout + co0 + co) * channel_len..][..channel_len];
+                        isa.grad_transform(self, channel, first_row, row_count, points);
+                    }
+                    for point in 0..POINTS {
+                        // SAFETY: `grads` is [count][64][tiles], `values` [cin][64][tiles], and the
+                        // caller owns rows `co0..co0 + count` of `sums` ([64][Cout][Cin]).
+                        unsafe {
+                            gemm::gemm(
+                                count,
+                                cin,
+                                tiles,
+                                sums.get().add((point * cout + co0) * cin),
+                                1,
+                                cin as isize,
+                                true,
+                                grads.as_ptr().add(point * tiles),
+                                1,
+                                (POINTS * tiles) as isize,
+                                values.as_ptr().add(point * tiles),
+                                (POINTS * tiles) as isize,
+                                1,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            );
+                        }
+                    }
+                }
+            })
+        };
+        let size = POINTS * cout * cin;
+        let sums = if total >= 4 * PARTIAL_SUMS {
+            // Many blocks: fixed runs of blocks, each into its own sums, added in order.
+            let partials: Vec<Vec<f32>> = (0..PARTIAL_SUMS)
+                .into_par_iter()
+                .map(|part| {
+                    let mut sums = vec![0.0f32; size];
+                    let (from, to) = (
+                        part * total / PARTIAL_SUMS,
+                        (part + 1) * total / PARTIAL_SUMS,
+                    );
+                    accumulate(SharedMut(sums.as_mut_ptr()), from, to, 0, cout);
+                    sums
+                })
+                .collect();
+            let mut partials = partials.into_iter();
+            let mut sums = partials.next().expect("PARTIAL_SUMS > 0");
+            for partial in partials {
+                sums.par_iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
+            }
+            sums
+        } else {
+            // Few blocks (the deep levels): groups of output channels, each over every block.
+            let mut sums = vec![0.0f32; size];
+            let groups = PARTIAL_SUMS.min(cout.div_ceil(16)).max(1);
+            let group_len = cout.div_ceil(groups);
+            let sums_ptr = SharedMut(sums.as_mut_ptr());
+            (0..cout.div_ceil(group_len))
+                .into_par_iter()
+                .for_each(|group| {
+                    let co0 = group * group_len;
+                    accumulate(sums_ptr, 0, total, co0, group_len.min(cout - co0));
+                });
+            sums
+        };
+        self.taps_from_sums(&sums)
+    }
+
+    /// `G^T s G` along each axis: the 64 point sums of each channel pair (`[64][Cout][Cin]`) to
+    /// the weight gradient `[Cout, Cin, 3, 3, 3]` in the source axis order.
+    fn taps_from_sums(&self, sums: &[f32]) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        let mut source_taps = [0usize; 27];
+        for (index, source_tap) in source_taps.iter_mut().enumerate() {
+            let permuted = [index / 9, index / 3 % 3, index % 3];
+            let mut tap = [0usize; 3];
+            for q in 0..3 {
+                tap[self.order[q]] = permuted[q];
+            }
+            *source_tap = tap[0] * 9 + tap[1] * 3 + tap[2];
+        }
+        let mut weight_grad = vec![0.0f32; cout * cin * 27];
+        weight_grad
+            .par_chunks_mut(cin * 27)
+            .enumerate()
+            .for_each(|(co, out)| {
+                let mut points = vec![0.0f32; POINTS * cin]; // [a][b][c] points, rows of cin
+                for (point, row) in points.chunks_exact_mut(cin).enumerate() {
+                    row.copy_from_slice(&sums[(point * cout + co) * cin..][..cin]);
+                }
+                let mut along_c = vec![0.0f32; 48 * cin]; // [a][b][c tap]
+                for line in 0..16 {
+                    sum_transform(
+                        &points,
+                        [4 * line, 4 * line + 1, 4 * line + 2, 4 * line + 3],
+                        &mut along_c[3 * line * cin..][..3 * cin],
+                        cin,
+                    );
+                }
+                let mut along_b = vec![0.0f32; 36 * cin]; // [a][b tap][c tap]
+                let mut column = vec![0.0f32; 3 * cin];
+                for a in 0..4 {
+                    for c in 0..3 {
+                        let rows = [0, 1, 2, 3].map(|b| (a * 4 + b) * 3 + c);
+                        sum_transform(&along_c, rows, &mut column, cin);
+                        for b in 0..3 {
+                            along_b[((a * 3 + b) * 3 + c) * cin..][..cin]
+                                .copy_from_slice(&column[b * cin..][..cin]);
+                        }
+                    }
+                }
+                for bc in 0..9 {
+                    sum_transform(&along_b, [bc, 9 + bc, 18 + bc, 27 + bc], &mut column, cin);
+                    for a in 0..3 {
+                        let tap = source_taps[a * 9 + bc];
+                        for (ci, &value) in column[a * cin..][..cin].iter().enumerate() {
+                            out[ci * 27 + tap] = value;
+                        }
+                    }
+                }
+            });
+        weight_grad
+    }
+}
+
 /// One output channel, `[X, Y, Z]`, which several tasks write in disjoint rows of tiles.
 #[derive(Clone, Copy)]
 struct OutChannel(*mut f32);
@@ -351,6 +534,28 @@ impl Isa {
                 input_transform_avx2(plan, channel, first_row, row_count, points)
             },
             Isa::Portable => input_transform(plan, channel, first_row, row_count, points),
+        }
+    }
+
+    fn grad_transform(
+        self,
+        plan: &Winograd,
+        channel: &[f32],
+        first_row: usize,
+        row_count: usize,
+        points: &mut [f32],
+    ) {
+        match self {
+            // SAFETY: the variant was chosen because the processor has the feature.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                grad_transform_avx512(plan, channel, first_row, row_count, points)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe {
+                grad_transform_avx2(plan, channel, first_row, row_count, points)
+            },
+            Isa::Portable => grad_transform(plan, channel, first_row, row_count, points),
         }
     }
 
@@ -434,6 +639,44 @@ fn output_transform_avx2(
     out: OutChannel,
 ) {
     output_transform(plan, sums, co, first_row, row_count, bias, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn grad_transform_avx512(
+    plan: &Winograd,
+    channel: &[f32],
+    first_row: usize,
+    row_count: usize,
+    points: &mut [f32],
+) {
+    grad_transform(plan, channel, first_row, row_count, points)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn grad_transform_avx2(
+    plan: &Winograd,
+    channel: &[f32],
+    first_row: usize,
+    row_count: usize,
+    points: &mut [f32],
+) {
+    grad_transform(plan, channel, first_row, row_count, points)
+}
+
+/// `G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]` on rows `rows` (of `len`
+/// floats) of `source`, into the three rows of `out`.
+fn sum_transform(source: &[f32], rows: [usize; 4], out: &mut [f32], len: usize) {
+    let [s0, s1, s2, s3] = rows.map(|row| &source[row * len..][..len]);
+    let (out0, rest) = out.split_at_mut(len);
+    let (out1, out2) = rest.split_at_mut(len);
+    for i in 0..len {
+        let (half_sum, half_difference) = (0.5 * (s1[i] + s2[i]), 0.5 * (s1[i] - s2[i]));
+        out0[i] = s0[i] + half_sum;
+        out1[i] = half_difference;
+        out2[i] = half_sum + s3[i];
+    }
 }
 
 /// `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]` on rows `rows` (of `len` floats)
@@ -562,6 +805,102 @@ fn input_chunk<const L: usize>(
                 &along_b[8 + q][c],
                 &along_b[12 + q][c],
             ]);
+            for (p, point) in transformed.iter().enumerate() {
+                let index = p * 16 + q * 4 + c;
+                points[index * tiles + t..][..L].copy_from_slice(point);
+            }
+        }
+    }
+}
+
+/// `A = [[1, 0], [1, 1], [1, -1], [0, -1]]` on two vectors.
+#[inline(always)]
+fn gradient_transform<const L: usize>(g: [&[f32; L]; 2]) -> [[f32; L]; 4] {
+    let mut out = [[0.0f32; L]; 4];
+    for l in 0..L {
+        out[0][l] = g[0][l];
+        out[1][l] = g[0][l] + g[1][l];
+        out[2][l] = g[0][l] - g[1][l];
+        out[3][l] = -g[1][l];
+    }
+    out
+}
+
+/// Transforms one padded output-gradient channel's 2x2x2 tiles over rows `first_row..first_row
+/// + row_count` of tiles into `points` (`[64][tiles]`).
+#[inline(always)]
+fn grad_transform(
+    plan: &Winograd,
+    channel: &[f32],
+    first_row: usize,
+    row_count: usize,
+    points: &mut [f32],
+) {
+    let tiles_c = plan.tiles[2];
+    let tiles = row_count * tiles_c;
+    for row in 0..row_count {
+        let (ta, tb) = (
+            (first_row + row) / plan.tiles[1],
+            (first_row + row) % plan.tiles[1],
+        );
+        // Tile voxels sit at padded rows (2ta + 1 + i, 2tb + 1 + j), i and j in 0..2.
+        let mut starts = [0usize; 4];
+        for (index, start) in starts.iter_mut().enumerate() {
+            *start = ((2 * ta + 1 + index / 2) * plan.rows_b() + 2 * tb + 1 + index % 2)
+                * plan.row_len();
+        }
+        let mut u = 0;
+        while u + LANES <= tiles_c {
+            grad_chunk::<LANES>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += LANES;
+        }
+        if u + 8 <= tiles_c {
+            grad_chunk::<8>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += 8;
+        }
+        if u + 4 <= tiles_c {
+            grad_chunk::<4>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += 4;
+        }
+        while u < tiles_c {
+            grad_chunk::<1>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
+            u += 1;
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // index arithmetic reads clearer
+fn grad_chunk<const L: usize>(
+    plan: &Winograd,
+    channel: &[f32],
+    starts: &[usize; 4],
+    u: usize,
+    points: &mut [f32],
+    tiles: usize,
+    t: usize,
+) {
+    let half = plan.tiles[2] + 1;
+    // Along C: tile u holds padded positions 2u + 1 and 2u + 2, i.e. odd[u] and even[u + 1].
+    let mut along_c = [[[0.0f32; L]; 4]; 4];
+    for (index, &start) in starts.iter().enumerate() {
+        let odd: &[f32; L] = channel[start + half + u..][..L].try_into().unwrap();
+        let even_next: &[f32; L] = channel[start + u + 1..][..L].try_into().unwrap();
+        along_c[index] = gradient_transform([odd, even_next]);
+    }
+    // Along B (index % 2 = j), then A (index / 2 = i).
+    let mut along_b = [[[0.0f32; L]; 4]; 8]; // [i * 4 + q][c point]
+    for i in 0..2 {
+        for c in 0..4 {
+            let rows = gradient_transform([&along_c[i * 2][c], &along_c[i * 2 + 1][c]]);
+            for (q, row) in rows.into_iter().enumerate() {
+                along_b[i * 4 + q][c] = row;
+            }
+        }
+    }
+    for q in 0..4 {
+        for c in 0..4 {
+            let transformed = gradient_transform([&along_b[q][c], &along_b[4 + q][c]]);
             for (p, point) in transformed.iter().enumerate() {
                 let index = p * 16 + q * 4 + c;
                 points[index * tiles + t..][..L].copy_from_slice(point);
