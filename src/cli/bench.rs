@@ -51,7 +51,12 @@ const DEFAULT_TORCH_SCAN: &str =
 #[derive(clap::Args)]
 pub struct Args {
     /// Parts to time, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "forward,train,seed,sliding")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "forward,train,seed,sliding"
+    )]
     pub parts: Vec<Part>,
     /// Time each convolution layer alone instead of the parts: forward, input gradient, weight
     /// gradient, and forward + backward through autodiff.
@@ -203,7 +208,13 @@ pub fn run(args: Args) -> Result<()> {
         "overlap": args.overlap, "tile_batch": args.tile_batch,
         "forward_gflop": table.total_gflop,
         "cpu_avx512f": avx512f(),
-        "convolution": if args.burn_conv { "burn" } else { "brainseg-conv" },
+        "convolution": if args.burn_conv {
+            "burn"
+        } else if brainseg_model::conv::direct_convolution() {
+            "brainseg-conv direct"
+        } else {
+            "brainseg-conv Winograd"
+        },
         "load_at_start": load_average(),
     });
     if !args.json {

@@ -22,6 +22,10 @@ mod train;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// CPU convolutions as direct 27-tap sums instead of Winograd F(2,3) (which is 2-3x faster;
+    /// both are f32, Winograd rounds slightly differently)
+    #[arg(long, global = true)]
+    pub direct_conv: bool,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +94,7 @@ pub fn peak_memory() -> String {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    brainseg_model::conv::use_direct_convolution(cli.direct_conv);
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Info(args) => info::run(args),

@@ -31,11 +31,16 @@ pub fn use_direct_convolution(on: bool) {
     DIRECT_ONLY.store(on, Ordering::Relaxed);
 }
 
+/// Whether [`use_direct_convolution`] is on.
+pub fn direct_convolution() -> bool {
+    DIRECT_ONLY.load(Ordering::Relaxed)
+}
+
 /// Winograd pays off once both channel counts fill a GEMM; the first layer (4 input channels)
 /// stays direct. The condition is symmetric: forward pass and input gradient take the same path
 /// (the weight gradient adds a condition of its own).
-fn winograd_applies(channels_in: usize, channels_out: usize) -> bool {
-    channels_in >= 16 && channels_out >= 16 && !DIRECT_ONLY.load(Ordering::Relaxed)
+fn winograd_applies(conv: &Conv3x3x3) -> bool {
+    conv.channels_in >= 16 && conv.channels_out >= 16 && conv.voxels() > 0 && !direct_convolution()
 }
 
 /// One convolution's sizes: kernel 3x3x3, stride 1, padding 1, no dilation, one group.
@@ -76,7 +81,7 @@ impl Conv3x3x3 {
         self.check("input", x, self.batch * cin * self.voxels());
         self.check("weight", weight, cout * cin * 27);
         self.check("bias", bias, cout);
-        if winograd_applies(cin, cout) {
+        if winograd_applies(self) {
             let plan = Winograd::new(self.batch, cin, cout, self.size);
             return plan.run(x, &plan.transform_kernel(weight, false), Some(bias));
         }
@@ -92,7 +97,7 @@ impl Conv3x3x3 {
     pub fn input_grad(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        if winograd_applies(cout, self.channels_in) {
+        if winograd_applies(self) {
             return self.input_grad_winograd(grad, weight);
         }
         let grid = Grid::new(self.size);
@@ -104,7 +109,7 @@ impl Conv3x3x3 {
     pub fn weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        if winograd_applies(self.channels_in, cout) && self.channels_in + cout <= 512 {
+        if winograd_applies(self) && self.channels_in + cout <= 512 {
             // Past 512 channels the point sums (64 x Cout x Cin) outgrow the caches and the
             // blocks of tiles that fit beside them get short; the direct sum is faster there.
             self.check("input", x, self.batch * self.channels_in * self.voxels());
@@ -120,7 +125,7 @@ impl Conv3x3x3 {
     pub fn backward(&self, x: &[f32], grad: &[f32], weight: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        if winograd_applies(self.channels_in, cout) {
+        if winograd_applies(self) {
             return (
                 self.input_grad_winograd(grad, weight),
                 self.weight_grad(x, grad),

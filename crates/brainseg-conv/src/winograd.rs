@@ -217,7 +217,7 @@ impl Winograd {
         let mut out = zeroed(self.batch * cout * self.voxels());
         let [_, tiles_b, tiles_c] = self.tiles;
         let rows = self.tiles[0] * tiles_b;
-        let rows_per_block = TARGET_TILES.div_ceil(tiles_c).clamp(1, rows);
+        let rows_per_block = TARGET_TILES.div_ceil(tiles_c).max(1).min(rows);
         let blocks = rows.div_ceil(rows_per_block);
         // Few blocks (the deep levels) leave cores idle: split the output channels as well.
         let wanted = 2 * rayon::current_num_threads();
@@ -246,7 +246,7 @@ impl Winograd {
                     &padded[b * cin * self.padded_channel()..][..cin * self.padded_channel()];
                 SCRATCH.with_borrow_mut(|(values, sums)| {
                     let tiles = row_count * tiles_c;
-                    let run = (SCRATCH_FLOATS / (POINTS * tiles)).clamp(8, cin);
+                    let run = (SCRATCH_FLOATS / (POINTS * tiles)).max(8).min(cin);
                     values.resize(POINTS * run * tiles, 0.0);
                     sums.resize(POINTS * co_count * tiles, 0.0);
                     for c0 in (0..cin).step_by(run) {
@@ -321,7 +321,7 @@ impl Winograd {
         let rows = self.tiles[0] * tiles_b;
         let target =
             (WEIGHT_SCRATCH_FLOATS / (POINTS * (cin + cout))).clamp(16, WEIGHT_TARGET_TILES);
-        let rows_per_block = target.div_ceil(tiles_c).clamp(1, rows);
+        let rows_per_block = target.div_ceil(tiles_c).max(1).min(rows);
         let blocks = rows.div_ceil(rows_per_block);
         let total = self.batch * blocks;
         let channel_len = self.padded_channel();

@@ -5,6 +5,8 @@
 //! backends keep burn's own convolution (cuDNN on libtorch). Autodiff gets a handwritten
 //! backward pass calling the same kernels.
 use brainseg_conv::Conv3x3x3;
+/// Direct 27-tap sums instead of Winograd in the CPU kernels, process-wide.
+pub use brainseg_conv::{direct_convolution, use_direct_convolution};
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
