@@ -1,19 +1,22 @@
-//! Winograd F(2x2x2, 3x3x3): the forward pass and the input gradient with 8 multiplications per
-//! output voxel and channel pair instead of 27 (Lavin & Gray 2016, in three dimensions).
+//! Winograd F(2x2x2, 3x3x3): all three passes of the 3x3x3 convolution with 8 multiplications
+//! per output voxel and channel pair instead of 27 (Lavin & Gray 2016, in three dimensions).
 //!
-//! The output is cut into 2x2x2 tiles. Each tile's 4x4x4 input window is transformed (`B^T d B`
-//! along each axis), multiplied point by point with the transformed kernel (`G g G^T`), summed
-//! over input channels, and transformed back (`A^T m A`). The sum over channels at each of the 64
-//! transform points is a GEMM, `M[p] = U[p] V[p]`, so the multiplications run in the `gemm`
-//! crate's micro-kernels at 8/27 of the direct pass's work. The transforms use only 0, 1 and 1/2,
-//! so the result is f32 arithmetic agreeing with the direct sum to a few units in the last place
-//! of the largest terms (tested).
+//! Forward (and the input gradient, a forward pass with the flipped kernel): the output is cut
+//! into 2x2x2 tiles. Each tile's 4x4x4 input window is transformed (`B^T d B` along each axis),
+//! multiplied point by point with the transformed kernel (`G g G^T`), summed over input channels,
+//! and transformed back (`A^T m A`). The sum over channels at each of the 64 transform points is
+//! a GEMM, `M[p] = U[p] V[p]`, so the multiplications run in the `gemm` crate's micro-kernels at
+//! 8/27 of the direct pass's work. The weight gradient is the same algorithm transposed (see
+//! [`Winograd::weight_grad`]). The transforms use only 0, +-1 and +-1/2, so the result is f32
+//! arithmetic whose rounding error stays within about twice the direct sum's (tested against an
+//! f64 definition).
 //!
 //! Work goes in blocks of about [`TARGET_TILES`] tiles (whole rows of tiles along the innermost
-//! axis): a block transforms a run of input channels into a scratch buffer sized for the L2/L3,
-//! runs the 64 GEMMs into its accumulator, and after the last run transforms the accumulator into
-//! the output. The padded input puts the longest axis innermost and stores its even and odd
-//! positions apart, so the transforms are contiguous vector arithmetic.
+//! axis): a block transforms a run of input channels into a per-thread scratch buffer, runs the
+//! 64 GEMMs into its accumulator, and after the last run transforms the accumulator into the
+//! output. The padded input stores the even and odd positions of the innermost axis apart, so
+//! the transforms are contiguous vector arithmetic, compiled for AVX-512, AVX2 or neither and
+//! chosen at run time.
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -40,6 +43,30 @@ const LANES: usize = 16;
 /// Transform points per tile.
 const POINTS: usize = 64;
 
+/// Calls `chunk::<L>(args)` for `u` over the `tiles` tiles of a row: 16 lanes at a time, then 8,
+/// 4 and single tiles for the rest (`args` may use `u`).
+macro_rules! along_row {
+    ($tiles:expr, $u:ident, $chunk:ident($($arg:expr),* $(,)?)) => {{
+        let mut $u = 0;
+        while $u + LANES <= $tiles {
+            $chunk::<LANES>($($arg),*);
+            $u += LANES;
+        }
+        if $u + 8 <= $tiles {
+            $chunk::<8>($($arg),*);
+            $u += 8;
+        }
+        if $u + 4 <= $tiles {
+            $chunk::<4>($($arg),*);
+            $u += 4;
+        }
+        while $u < $tiles {
+            $chunk::<1>($($arg),*);
+            $u += 1;
+        }
+    }};
+}
+
 /// The sizes of one Winograd convolution and the layout of its padded input.
 pub(crate) struct Winograd {
     batch: usize,
@@ -53,6 +80,8 @@ pub(crate) struct Winograd {
     source_strides: [usize; 3],
     /// The source axis (0 = X, 1 = Y, 2 = Z) behind each permuted axis.
     order: [usize; 3],
+    /// The instruction set the transforms run with.
+    isa: Isa,
 }
 
 impl Winograd {
@@ -78,6 +107,7 @@ impl Winograd {
             tiles: order.map(|axis| size[axis].div_ceil(2)),
             source_strides: order.map(|axis| strides[axis]),
             order,
+            isa: Isa::detect(),
         }
     }
 
@@ -99,13 +129,9 @@ impl Winograd {
         (2 * self.tiles[0] + 2) * self.rows_b() * self.row_len()
     }
 
-    /// The kernel `[Cout, Cin, 3, 3, 3]` transformed to `[64][Cout][Cin]` (`G g G^T` per axis,
-    /// on the permuted axes). With `flip`, `weight` is the forward kernel of the convolution whose
-    /// input gradient this one computes, `[Cin, Cout, 3, 3, 3]` in this plan's channels, and is
-    /// read with every axis reversed.
-    pub(crate) fn transform_kernel(&self, weight: &[f32], flip: bool) -> Vec<f32> {
-        let (cin, cout) = (self.channels_in, self.channels_out);
-        // The source tap behind each permuted tap (a, b, c).
+    /// The tap of the `[Cout, Cin, 3, 3, 3]` kernel (`kx * 9 + ky * 3 + kz`) behind each tap
+    /// `(a, b, c)` of the permuted axes; with `flip`, every axis reversed.
+    fn source_taps(&self, flip: bool) -> [usize; 27] {
         let mut source_taps = [0usize; 27];
         for (index, source_tap) in source_taps.iter_mut().enumerate() {
             let permuted = [index / 9, index / 3 % 3, index % 3];
@@ -116,6 +142,16 @@ impl Winograd {
             let tap = tap[0] * 9 + tap[1] * 3 + tap[2];
             *source_tap = if flip { 26 - tap } else { tap };
         }
+        source_taps
+    }
+
+    /// The kernel `[Cout, Cin, 3, 3, 3]` transformed to `[64][Cout][Cin]` (`G g G^T` per axis,
+    /// on the permuted axes). With `flip`, `weight` is the forward kernel of the convolution whose
+    /// input gradient this one computes, `[Cin, Cout, 3, 3, 3]` in this plan's channels, and is
+    /// read with every axis reversed.
+    pub(crate) fn transform_kernel(&self, weight: &[f32], flip: bool) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
+        let source_taps = self.source_taps(flip);
         let mut transformed = zeroed(POINTS * cout * cin);
         let transformed_ptr = SharedMut(transformed.as_mut_ptr());
         // One output channel per task, vectors across input channels: rows of `cin` floats.
@@ -232,7 +268,7 @@ impl Winograd {
         let group_len = cout.div_ceil(groups);
         let groups = cout.div_ceil(group_len);
         let out_ptr = SharedMut(out.as_mut_ptr());
-        let isa = Isa::detect();
+        let isa = self.isa;
         (0..self.batch * blocks * groups)
             .into_par_iter()
             .for_each(|task| {
@@ -325,7 +361,7 @@ impl Winograd {
         let blocks = rows.div_ceil(rows_per_block);
         let total = self.batch * blocks;
         let channel_len = self.padded_channel();
-        let isa = Isa::detect();
+        let isa = self.isa;
         // Blocks `from..to` (of batch x blocks) for output channels `co0..co0 + count`, added
         // into `sums` (`[64][Cout][Cin]`, rows `co0..` of each point).
         let accumulate = |sums: SharedMut, from: usize, to: usize, co0: usize, count: usize| {
@@ -426,15 +462,7 @@ impl Winograd {
     /// the weight gradient `[Cout, Cin, 3, 3, 3]` in the source axis order.
     fn taps_from_sums(&self, sums: &[f32]) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
-        let mut source_taps = [0usize; 27];
-        for (index, source_tap) in source_taps.iter_mut().enumerate() {
-            let permuted = [index / 9, index / 3 % 3, index % 3];
-            let mut tap = [0usize; 3];
-            for q in 0..3 {
-                tap[self.order[q]] = permuted[q];
-            }
-            *source_tap = tap[0] * 9 + tap[1] * 3 + tap[2];
-        }
+        let source_taps = self.source_taps(false);
         let mut weight_grad = vec![0.0f32; cout * cin * 27];
         weight_grad
             .par_chunks_mut(cin * 27)
@@ -741,23 +769,11 @@ fn input_transform(
         for (index, start) in starts.iter_mut().enumerate() {
             *start = ((2 * ta + index / 4) * plan.rows_b() + 2 * tb + index % 4) * plan.row_len();
         }
-        let mut u = 0;
-        while u + LANES <= tiles_c {
-            input_chunk::<LANES>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += LANES;
-        }
-        if u + 8 <= tiles_c {
-            input_chunk::<8>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += 8;
-        }
-        if u + 4 <= tiles_c {
-            input_chunk::<4>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += 4;
-        }
-        while u < tiles_c {
-            input_chunk::<1>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += 1;
-        }
+        along_row!(
+            tiles_c,
+            u,
+            input_chunk(plan, channel, &starts, u, points, tiles, row * tiles_c + u)
+        );
     }
 }
 
@@ -849,23 +865,11 @@ fn grad_transform(
             *start = ((2 * ta + 1 + index / 2) * plan.rows_b() + 2 * tb + 1 + index % 2)
                 * plan.row_len();
         }
-        let mut u = 0;
-        while u + LANES <= tiles_c {
-            grad_chunk::<LANES>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += LANES;
-        }
-        if u + 8 <= tiles_c {
-            grad_chunk::<8>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += 8;
-        }
-        if u + 4 <= tiles_c {
-            grad_chunk::<4>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += 4;
-        }
-        while u < tiles_c {
-            grad_chunk::<1>(plan, channel, &starts, u, points, tiles, row * tiles_c + u);
-            u += 1;
-        }
+        along_row!(
+            tiles_c,
+            u,
+            grad_chunk(plan, channel, &starts, u, points, tiles, row * tiles_c + u)
+        );
     }
 }
 
@@ -929,9 +933,10 @@ fn output_transform(
             (first_row + row) / plan.tiles[1],
             (first_row + row) % plan.tiles[1],
         );
-        let mut u = 0;
-        while u + LANES <= tiles_c {
-            output_chunk::<LANES>(
+        along_row!(
+            tiles_c,
+            u,
+            output_chunk(
                 plan,
                 sums,
                 co,
@@ -940,48 +945,8 @@ fn output_transform(
                 [ta, tb, u],
                 bias,
                 out,
-            );
-            u += LANES;
-        }
-        if u + 8 <= tiles_c {
-            output_chunk::<8>(
-                plan,
-                sums,
-                co,
-                tiles,
-                row * tiles_c + u,
-                [ta, tb, u],
-                bias,
-                out,
-            );
-            u += 8;
-        }
-        if u + 4 <= tiles_c {
-            output_chunk::<4>(
-                plan,
-                sums,
-                co,
-                tiles,
-                row * tiles_c + u,
-                [ta, tb, u],
-                bias,
-                out,
-            );
-            u += 4;
-        }
-        while u < tiles_c {
-            output_chunk::<1>(
-                plan,
-                sums,
-                co,
-                tiles,
-                row * tiles_c + u,
-                [ta, tb, u],
-                bias,
-                out,
-            );
-            u += 1;
-        }
+            )
+        );
     }
 }
 
@@ -1050,5 +1015,65 @@ fn output_chunk<const L: usize>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction set the processor has gives the same bits as the portable build: the
+    /// transforms are the same IEEE operations in the same order, only wider (no fused
+    /// multiply-adds), and the GEMMs are the same.
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // 29 tiles along Z: one chunk each of 16, 8 and 4 lanes, then a single tile.
+        let (batch, cin, cout, size) = (2, 16, 20, [3, 4, 57]);
+        let voxels: usize = size.iter().product();
+        let values = |count: usize, salt: u32| -> Vec<f32> {
+            (0..count as u32)
+                .map(|i| {
+                    (i.wrapping_mul(2_654_435_761).wrapping_add(salt) % 2001) as f32 / 1000.0 - 1.0
+                })
+                .collect()
+        };
+        let x = values(batch * cin * voxels, 1);
+        let weight = values(cout * cin * 27, 2);
+        let grad = values(batch * cout * voxels, 3);
+        let bias = values(cout, 4);
+        let run = |isa: Isa| -> Vec<Vec<u32>> {
+            let mut forward = Winograd::new(batch, cin, cout, size);
+            let mut backward = Winograd::new(batch, cout, cin, size);
+            forward.isa = isa;
+            backward.isa = isa;
+            let passes = [
+                forward.run(&x, &forward.transform_kernel(&weight, false), Some(&bias)),
+                backward.run(&grad, &backward.transform_kernel(&weight, true), None),
+                forward.weight_grad(&x, &grad),
+            ];
+            passes
+                .iter()
+                .map(|pass| pass.iter().map(|v| v.to_bits()).collect())
+                .collect()
+        };
+        let portable = run(Isa::Portable);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                assert!(
+                    run(Isa::Avx2) == portable,
+                    "AVX2 differs from the portable build"
+                );
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                assert!(
+                    run(Isa::Avx512) == portable,
+                    "AVX-512 differs from the portable build"
+                );
+            }
+        }
+        assert_eq!(portable[0].len(), batch * cout * voxels);
     }
 }
