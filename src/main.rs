@@ -15,8 +15,11 @@ fn main() {
     // Each layer allocates and frees buffers of hundreds of MiB; handed back to the kernel, they
     // come back as fresh pages that fault and are zeroed one by one (15% of a forward pass).
     // Kept, they are reused; resident memory stays at its high-water mark.
-    // SAFETY: sets an option value; mimalloc reads options at each purge decision.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // A MIMALLOC_PURGE_DELAY set by the user wins.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an option value; mimalloc reads options at each purge decision.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     let args = cli::Cli::parse();
     if let Err(error) = cli::run(args) {
         // One line: the context chain joined by ": ", naming the file and the problem.

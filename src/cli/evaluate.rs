@@ -114,24 +114,26 @@ fn read_msd(
     Ok((msd, geometry))
 }
 
+/// A label map and how its labels are numbered.
+type LabelFile = (PathBuf, LabelNumbering);
+
 pub fn run(args: Args) -> Result<()> {
     let preds = label_files(&args.pred, numbering(args.pred_labels), "prediction")?;
     let truths = label_files(&args.truth, numbering(args.truth_labels), "ground truth")?;
     // One file against one file: match them whatever their names.
-    let pairs: Vec<(String, (PathBuf, LabelNumbering), (PathBuf, LabelNumbering))> =
-        if preds.len() == 1 && truths.len() == 1 {
-            let (id, p) = preds.iter().next().expect("one");
-            vec![(
-                id.clone(),
-                p.clone(),
-                truths.values().next().expect("one").clone(),
-            )]
-        } else {
-            preds
-                .iter()
-                .filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone())))
-                .collect()
-        };
+    let pairs: Vec<(String, LabelFile, LabelFile)> = if preds.len() == 1 && truths.len() == 1 {
+        let (id, p) = preds.iter().next().expect("one");
+        vec![(
+            id.clone(),
+            p.clone(),
+            truths.values().next().expect("one").clone(),
+        )]
+    } else {
+        preds
+            .iter()
+            .filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone())))
+            .collect()
+    };
     let missing: Vec<&String> = truths
         .keys()
         .filter(|id| !preds.contains_key(*id))

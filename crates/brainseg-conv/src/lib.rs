@@ -8,13 +8,17 @@
 //! positions sized so one tile's accumulator stays in the 1 MiB L2 across the 27 taps; rayon
 //! spreads the tiles, and the `gemm` crate picks AVX2 / AVX-512 / NEON micro-kernels at run time.
 //!
-//! Where both channel counts are 16 or more, all three passes instead run Winograd
-//! F(2x2x2, 3x3x3) ([`winograd`]; the weight gradient as its transposition, F(3x3x3, 2x2x2)):
-//! 8 multiplications per output and channel pair instead of 27, in the same GEMM kernels. [`use_direct_convolution`] turns it off.
+//! Where both channel counts are 16 or more, the passes instead run Winograd F(2x2x2, 3x3x3)
+//! ([`winograd`]; the weight gradient as its transposition, F(3x3x3, 2x2x2), while input and
+//! output channels together stay within 512): 8 multiplications per output and channel pair
+//! instead of 27, in the same GEMM kernels. [`use_direct_convolution`] turns it off.
 //!
 //! Layouts are PyTorch's: input `[B, Cin, X, Y, Z]`, weight `[Cout, Cin, 3, 3, 3]`, output
-//! `[B, Cout, X, Y, Z]`, all contiguous f32. The passes are exact f32 sums (in a different order
-//! from a direct loop, so they agree with one to rounding).
+//! `[B, Cout, X, Y, Z]`, all contiguous f32. The direct passes are exact f32 sums in a different
+//! order from a direct loop, so they agree with one to rounding; Winograd's transforms add
+//! rounding of their own, about doubling the error (both tested against an f64 definition).
+//! Work is split by sizes alone, never by the thread count, so every pass gives the same bits on
+//! any number of threads.
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,12 +40,19 @@ pub fn direct_convolution() -> bool {
     DIRECT_ONLY.load(Ordering::Relaxed)
 }
 
-/// Winograd pays off once both channel counts fill a GEMM; the first layer (4 input channels)
-/// stays direct. The condition is symmetric: forward pass and input gradient take the same path
-/// (the weight gradient adds a condition of its own).
-fn winograd_applies(conv: &Conv3x3x3) -> bool {
-    conv.channels_in >= 16 && conv.channels_out >= 16 && conv.voxels() > 0 && !direct_convolution()
+/// The algorithm a pass may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// Winograd where it applies, else direct.
+    Fastest,
+    /// The direct 27-tap sums.
+    Direct,
 }
+
+/// Fewer tasks than this (deep, small levels) and the passes split output channels too: enough
+/// for the cores of a workstation. A constant, so the split (and with it the GEMM blocking, which
+/// can round differently) depends on sizes alone and never on the thread count.
+const MIN_TASKS: usize = 8;
 
 /// One convolution's sizes: kernel 3x3x3, stride 1, padding 1, no dilation, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +77,31 @@ impl Conv3x3x3 {
         self.size.iter().product()
     }
 
+    fn path() -> Path {
+        if direct_convolution() {
+            Path::Direct
+        } else {
+            Path::Fastest
+        }
+    }
+
+    /// Winograd pays off once both channel counts fill a GEMM; the first layer (4 input
+    /// channels) stays direct. The condition is symmetric: forward pass and input gradient take
+    /// the same path (the weight gradient adds a condition of its own).
+    fn winograd(&self, path: Path) -> bool {
+        path == Path::Fastest
+            && self.channels_in >= 16
+            && self.channels_out >= 16
+            && self.batch * self.voxels() > 0
+    }
+
+    /// Past 512 channels in and out together, the weight gradient's point sums (64 x Cout x Cin)
+    /// outgrow the caches and the blocks of tiles that fit beside them get short; the direct sum
+    /// is faster there.
+    fn winograd_weight_grad(&self, path: Path) -> bool {
+        self.winograd(path) && self.channels_in + self.channels_out <= 512
+    }
+
     fn check(&self, name: &str, data: &[f32], expected: usize) {
         assert_eq!(
             data.len(),
@@ -77,11 +113,36 @@ impl Conv3x3x3 {
     /// `y = conv(x, w) + bias`. `x`: `[B, Cin, X, Y, Z]`, `weight`: `[Cout, Cin, 3, 3, 3]`,
     /// `bias`: `[Cout]`; returns `[B, Cout, X, Y, Z]`.
     pub fn forward(&self, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+        self.forward_on(Self::path(), x, weight, bias)
+    }
+
+    /// Gradient of the input from the output's gradient `grad` (`[B, Cout, X, Y, Z]`): the
+    /// same convolution of the padded gradient with the flipped, channel-transposed kernel.
+    pub fn input_grad(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
+        self.input_grad_on(Self::path(), grad, weight)
+    }
+
+    /// Gradient of the weight, `[Cout, Cin, 3, 3, 3]`: for each tap, the output gradient times
+    /// the shifted padded input, summed over positions and batch.
+    pub fn weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
+        self.weight_grad_on(Self::path(), x, grad)
+    }
+
+    /// Both gradients, input then weight (the direct path pads the output gradient once for
+    /// the two).
+    pub fn backward(&self, x: &[f32], grad: &[f32], weight: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        self.backward_on(Self::path(), x, grad, weight)
+    }
+
+    fn forward_on(&self, path: Path, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
         self.check("input", x, self.batch * cin * self.voxels());
         self.check("weight", weight, cout * cin * 27);
         self.check("bias", bias, cout);
-        if winograd_applies(self) {
+        if self.batch * self.voxels() == 0 {
+            return Vec::new();
+        }
+        if self.winograd(path) {
             let plan = Winograd::new(self.batch, cin, cout, self.size);
             return plan.run(x, &plan.transform_kernel(weight, false), Some(bias));
         }
@@ -92,45 +153,48 @@ impl Conv3x3x3 {
         grid.crop(&out, self.batch, cout, Some(bias))
     }
 
-    /// Gradient of the input from the output's gradient `grad` (`[B, Cout, X, Y, Z]`): the
-    /// same convolution of the padded gradient with the flipped, channel-transposed kernel.
-    pub fn input_grad(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
+    fn input_grad_on(&self, path: Path, grad: &[f32], weight: &[f32]) -> Vec<f32> {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        if winograd_applies(self) {
+        if self.batch * self.voxels() == 0 {
+            return Vec::new();
+        }
+        if self.winograd(path) {
             return self.input_grad_winograd(grad, weight);
         }
         let grid = Grid::new(self.size);
         self.input_grad_padded(&grid, &grid.pad(grad, self.batch * cout), weight)
     }
 
-    /// Gradient of the weight, `[Cout, Cin, 3, 3, 3]`: for each tap, the output gradient times
-    /// the shifted padded input, summed over positions and batch.
-    pub fn weight_grad(&self, x: &[f32], grad: &[f32]) -> Vec<f32> {
-        let cout = self.channels_out;
+    fn weight_grad_on(&self, path: Path, x: &[f32], grad: &[f32]) -> Vec<f32> {
+        let (cin, cout) = (self.channels_in, self.channels_out);
         self.check("output gradient", grad, self.batch * cout * self.voxels());
-        if winograd_applies(self) && self.channels_in + cout <= 512 {
-            // Past 512 channels the point sums (64 x Cout x Cin) outgrow the caches and the
-            // blocks of tiles that fit beside them get short; the direct sum is faster there.
-            self.check("input", x, self.batch * self.channels_in * self.voxels());
-            return Winograd::new(self.batch, self.channels_in, cout, self.size)
-                .weight_grad(x, grad);
+        self.check("input", x, self.batch * cin * self.voxels());
+        if self.batch * self.voxels() == 0 {
+            return vec![0.0; cout * cin * 27];
+        }
+        if self.winograd_weight_grad(path) {
+            return Winograd::new(self.batch, cin, cout, self.size).weight_grad(x, grad);
         }
         let grid = Grid::new(self.size);
         self.weight_grad_padded(&grid, x, &grid.pad(grad, self.batch * cout))
     }
 
-    /// Both gradients, input then weight (the direct path pads the output gradient once for
-    /// the two).
-    pub fn backward(&self, x: &[f32], grad: &[f32], weight: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let cout = self.channels_out;
-        self.check("output gradient", grad, self.batch * cout * self.voxels());
-        if winograd_applies(self) {
+    fn backward_on(
+        &self,
+        path: Path,
+        x: &[f32],
+        grad: &[f32],
+        weight: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
+        if self.winograd(path) || self.batch * self.voxels() == 0 {
             return (
-                self.input_grad_winograd(grad, weight),
-                self.weight_grad(x, grad),
+                self.input_grad_on(path, grad, weight),
+                self.weight_grad_on(path, x, grad),
             );
         }
+        let cout = self.channels_out;
+        self.check("output gradient", grad, self.batch * cout * self.voxels());
         let grid = Grid::new(self.size);
         let padded_grad = grid.pad(grad, self.batch * cout);
         let input_grad = self.input_grad_padded(&grid, &padded_grad, weight);
@@ -311,11 +375,10 @@ impl Grid {
         let tile = (TILE_FLOATS / m).clamp(256, 8192).min(span);
         let tiles = span.div_ceil(tile);
         // Few tiles (deep, small levels) leave cores idle: split the output channels as well.
-        let wanted = rayon::current_num_threads() * 3;
-        let row_blocks = if batch * tiles >= wanted {
+        let row_blocks = if batch * tiles >= MIN_TASKS {
             1
         } else {
-            wanted.div_ceil(batch * tiles).min(m.div_ceil(16)).max(1)
+            MIN_TASKS.div_ceil(batch * tiles).min(m.div_ceil(16)).max(1)
         };
         let rows = m.div_ceil(row_blocks);
         let out_ptr = SharedMut(out.as_mut_ptr());
@@ -575,15 +638,21 @@ mod tests {
                 g,
             } = case(sizes, &mut rng);
             let [y, dx, dw] = direct(&c, &x, &w, &bias, &g);
-            let (dx_both, dw_both) = c.backward(&x, &g, &w);
-            let errors = [
-                relative_error(&c.forward(&x, &w, &bias), &y),
-                relative_error(&c.input_grad(&g, &w), &dx),
-                relative_error(&c.weight_grad(&x, &g), &dw),
-                relative_error(&dx_both, &dx),
-                relative_error(&dw_both, &dw),
-            ];
-            assert!(errors.iter().all(|&e| e < 1e-5), "{c:?}: errors {errors:?}");
+            // Both paths: the direct one serves layers under 16 channels and --direct-conv.
+            for path in [Path::Fastest, Path::Direct] {
+                let (dx_both, dw_both) = c.backward_on(path, &x, &g, &w);
+                let errors = [
+                    relative_error(&c.forward_on(path, &x, &w, &bias), &y),
+                    relative_error(&c.input_grad_on(path, &g, &w), &dx),
+                    relative_error(&c.weight_grad_on(path, &x, &g), &dw),
+                    relative_error(&dx_both, &dx),
+                    relative_error(&dw_both, &dw),
+                ];
+                assert!(
+                    errors.iter().all(|&e| e < 1e-5),
+                    "{c:?} {path:?}: errors {errors:?}"
+                );
+            }
         }
     }
 
@@ -627,11 +696,10 @@ mod tests {
 
     #[test]
     fn winograd_paths_match_the_definition() {
-        // 16+ channels both ways: all three passes run Winograd. Odd sides (tiles cut
-        // by the edge), each axis the longest in turn, sides of 1, a full 16-lane chunk plus a
-        // remainder along the innermost axis, and one case with two blocks of tiles and two
-        // runs of input channels; the weight gradient in groups of output channels (few blocks)
-        // and in partial sums (many).
+        // 16+ channels both ways: all three passes run Winograd. Odd sides (tiles cut by the
+        // edge), each axis the longest in turn, sides of 1, a full 16-lane chunk plus a
+        // remainder along the innermost axis, two blocks of tiles; the weight gradient in
+        // groups of output channels (few blocks) and in partial sums (many).
         let shapes = [
             (2, 16, 16, [7, 4, 5]),
             (1, 16, 18, [3, 9, 4]),
@@ -640,6 +708,9 @@ mod tests {
             (1, 80, 16, [20, 8, 20]),
             // 32 blocks of tiles: the weight gradient's fixed partial sums.
             (2, 16, 16, [16, 16, 64]),
+            // 48 tiles, 352 input channels: two runs of input channels (341 + 11) summed into
+            // one accumulator.
+            (1, 352, 16, [2, 2, 96]),
             // Over 512 channels: Winograd input gradient beside the direct weight gradient.
             (1, 520, 16, [3, 4, 2]),
         ];
@@ -671,13 +742,15 @@ mod tests {
 
     #[test]
     fn same_bits_on_any_number_of_threads() {
-        // Enough tiles for the partial sums of the weight gradient, a channel-split case, and a
-        // Winograd case with partial sums.
+        // Each on both paths: enough tiles for the partial sums of the weight gradient, a
+        // channel-split case, a Winograd case with partial sums, and 768 input channels over
+        // few tiles (channel groups whose GEMMs sum over k = 768).
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for sizes in [
             (2, 3, 4, [40, 41, 40]),
             (1, 24, 40, [3, 2, 2]),
             (2, 16, 16, [16, 16, 64]),
+            (1, 768, 64, [2, 4, 4]),
         ] {
             let Case {
                 conv: c,
@@ -686,21 +759,28 @@ mod tests {
                 bias: b,
                 g,
             } = case(sizes, &mut rng);
-            let run = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    let (dx, dw) = c.backward(&x, &g, &w);
-                    [c.forward(&x, &w, &b), dx, dw, c.weight_grad(&x, &g)]
-                })
-            };
-            let bits =
-                |v: [Vec<f32>; 4]| v.map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
-            let one = bits(run(1));
-            assert_eq!(one, bits(run(3)));
-            assert_eq!(one, bits(run(4)));
+            for path in [Path::Fastest, Path::Direct] {
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    pool.install(|| {
+                        let (dx, dw) = c.backward_on(path, &x, &g, &w);
+                        [
+                            c.forward_on(path, &x, &w, &b),
+                            dx,
+                            dw,
+                            c.weight_grad_on(path, &x, &g),
+                        ]
+                    })
+                };
+                let bits =
+                    |v: [Vec<f32>; 4]| v.map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
+                let one = bits(run(1));
+                assert_eq!(one, bits(run(3)), "{path:?}");
+                assert_eq!(one, bits(run(4)), "{path:?}");
+            }
         }
     }
 }

@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-use crate::{zeroed, SharedMut, PARTIAL_SUMS};
+use crate::{zeroed, SharedMut, MIN_TASKS, PARTIAL_SUMS};
 
 /// Tiles per block. Small blocks keep each point's GEMM operand (`Cin x tiles`) in L1/L2; measured
 /// on the seed U-Net's layers (Zen 4), 48 beat 16-32 and 96-512 by 5-25%.
@@ -91,8 +91,8 @@ impl Winograd {
         channels_out: usize,
         size: [usize; 3],
     ) -> Self {
-        // Vectors run along the innermost axis. Z, innermost in memory, serves when it holds 4
-        // tiles or more (then reads and writes are contiguous); a thinner Z gives way to the
+        // Vectors run along the innermost axis. Z, innermost in memory, serves when it has 8
+        // voxels or more (then reads and writes are contiguous); a thinner Z gives way to the
         // longest axis, at the price of strided output writes.
         let mut order = [0usize, 1, 2];
         if size[2] < 8 {
@@ -256,11 +256,10 @@ impl Winograd {
         let rows_per_block = TARGET_TILES.div_ceil(tiles_c).max(1).min(rows);
         let blocks = rows.div_ceil(rows_per_block);
         // Few blocks (the deep levels) leave cores idle: split the output channels as well.
-        let wanted = 2 * rayon::current_num_threads();
-        let groups = if self.batch * blocks >= wanted {
+        let groups = if self.batch * blocks >= MIN_TASKS {
             1
         } else {
-            wanted
+            MIN_TASKS
                 .div_ceil(self.batch * blocks)
                 .min(cout.div_ceil(16))
                 .max(1)
@@ -542,7 +541,6 @@ impl Isa {
         Isa::Portable
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn input_transform(
         self,
         plan: &Winograd,
@@ -615,7 +613,6 @@ impl Isa {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 fn input_transform_avx512(
     plan: &Winograd,
     channel: &[f32],
@@ -628,7 +625,6 @@ fn input_transform_avx512(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 fn input_transform_avx2(
     plan: &Winograd,
     channel: &[f32],
@@ -641,7 +637,6 @@ fn input_transform_avx2(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 fn output_transform_avx512(
     plan: &Winograd,
     sums: &[f32],
@@ -656,7 +651,6 @@ fn output_transform_avx512(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 fn output_transform_avx2(
     plan: &Winograd,
     sums: &[f32],
@@ -778,7 +772,7 @@ fn input_transform(
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // index arithmetic reads clearer
+#[allow(clippy::needless_range_loop)] // index arithmetic reads clearer
 fn input_chunk<const L: usize>(
     plan: &Winograd,
     channel: &[f32],
@@ -916,7 +910,6 @@ fn grad_chunk<const L: usize>(
 /// Transforms output channel `co` of `sums` (`[co_count][64][tiles]`) back to voxels over rows
 /// `first_row..first_row + row_count` of tiles, adding `bias`, into `out` (`[X, Y, Z]`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn output_transform(
     plan: &Winograd,
     sums: &[f32],
