@@ -70,7 +70,7 @@ const TILE_FLOATS: usize = 128 * 1024;
 
 /// Runs of position tiles summed separately in the weight gradient: enough for the cores of a
 /// workstation, few enough that the partial copies stay small.
-pub(crate) const PARTIAL_SUMS: usize = 8;
+const PARTIAL_SUMS: usize = 8;
 
 impl Conv3x3x3 {
     fn voxels(&self) -> usize {
@@ -471,45 +471,59 @@ impl Grid {
                 }
             }
         };
-        // The split depends on the sizes only, never on the thread count or on which worker
-        // runs what, so the sums (and a training run) come out the same bit for bit.
-        if batch * tiles >= PARTIAL_SUMS {
-            // Many positions: PARTIAL_SUMS fixed runs of tiles, each summed into its own copy,
-            // then the copies added in order.
-            let tasks = batch * tiles;
-            let partials: Vec<Vec<f32>> = (0..PARTIAL_SUMS)
-                .into_par_iter()
-                .map(|part| {
-                    let mut dw = vec![0.0f32; size];
-                    for task in part * tasks / PARTIAL_SUMS..(part + 1) * tasks / PARTIAL_SUMS {
-                        accumulate(dw.as_mut_ptr(), task / tiles, task % tiles, 0, cout);
-                    }
-                    dw
-                })
-                .collect();
-            let mut partials = partials.into_iter();
-            let mut dw = partials.next().expect("PARTIAL_SUMS > 0");
-            for partial in partials {
-                dw.iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
-            }
-            dw
-        } else {
-            // Few positions, many channels (the deep levels): split the output channels instead;
-            // each row block sums all positions in order.
-            let mut dw = vec![0.0f32; size];
-            let blocks = 8.min(cout.div_ceil(8)).max(1);
-            let rows = cout.div_ceil(blocks);
-            let dw_ptr = SharedMut(dw.as_mut_ptr());
-            (0..cout.div_ceil(rows)).into_par_iter().for_each(|block| {
-                let (co0, count) = (block * rows, rows.min(cout - block * rows));
-                for b in 0..batch {
-                    for t in 0..tiles {
-                        accumulate(dw_ptr.get(), b, t, co0, count);
-                    }
+        let accumulate =
+            |dw: SharedMut, tasks: std::ops::Range<usize>, co0: usize, count: usize| {
+                for task in tasks {
+                    accumulate(dw.get(), task / tiles, task % tiles, co0, count);
                 }
-            });
-            dw
+            };
+        fixed_order_sum(size, batch * tiles, PARTIAL_SUMS, cout, 8, accumulate)
+    }
+}
+
+/// A sum over `tasks` runs of positions into `len` floats, in an order fixed by the sizes alone,
+/// never by the thread count or by which worker runs what, so the sums (and a training run) come
+/// out the same bit for bit. With at least `many` tasks: [`PARTIAL_SUMS`] fixed runs of tasks,
+/// each summed into its own copy, then the copies added in order. With fewer (few positions, many
+/// channels: the deep levels): up to [`PARTIAL_SUMS`] groups of at least `min_group` of the `cout`
+/// output channels, each summing every task in order. `accumulate(sums, tasks, co0, count)` adds
+/// `tasks` for output channels `co0..co0 + count`, touching only those channels' rows.
+fn fixed_order_sum(
+    len: usize,
+    tasks: usize,
+    many: usize,
+    cout: usize,
+    min_group: usize,
+    accumulate: impl Fn(SharedMut, std::ops::Range<usize>, usize, usize) + Sync,
+) -> Vec<f32> {
+    if tasks >= many {
+        let partials: Vec<Vec<f32>> = (0..PARTIAL_SUMS)
+            .into_par_iter()
+            .map(|part| {
+                let mut sums = vec![0.0f32; len];
+                let run = part * tasks / PARTIAL_SUMS..(part + 1) * tasks / PARTIAL_SUMS;
+                accumulate(SharedMut(sums.as_mut_ptr()), run, 0, cout);
+                sums
+            })
+            .collect();
+        let mut partials = partials.into_iter();
+        let mut sums = partials.next().expect("PARTIAL_SUMS > 0");
+        for partial in partials {
+            sums.par_iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
         }
+        sums
+    } else {
+        let mut sums = vec![0.0f32; len];
+        let groups = PARTIAL_SUMS.min(cout.div_ceil(min_group)).max(1);
+        let group_len = cout.div_ceil(groups);
+        let sums_ptr = SharedMut(sums.as_mut_ptr());
+        (0..cout.div_ceil(group_len))
+            .into_par_iter()
+            .for_each(|group| {
+                let co0 = group * group_len;
+                accumulate(sums_ptr, 0..tasks, co0, group_len.min(cout - co0));
+            });
+        sums
     }
 }
 

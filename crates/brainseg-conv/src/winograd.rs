@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-use crate::{zeroed, SharedMut, MIN_TASKS, PARTIAL_SUMS};
+use crate::{fixed_order_sum, zeroed, SharedMut, MIN_TASKS, PARTIAL_SUMS};
 
 /// Tiles per block. Small blocks keep each point's GEMM operand (`Cin x tiles`) in L1/L2; measured
 /// on the seed U-Net's layers (Zen 4), 48 beat 16-32 and 96-512 by 5-25%.
@@ -363,97 +363,72 @@ impl Winograd {
         let isa = self.isa;
         // Blocks `from..to` (of batch x blocks) for output channels `co0..co0 + count`, added
         // into `sums` (`[64][Cout][Cin]`, rows `co0..` of each point).
-        let accumulate = |sums: SharedMut, from: usize, to: usize, co0: usize, count: usize| {
-            SCRATCH.with_borrow_mut(|(values, grads)| {
-                for task in from..to {
-                    let (b, block) = (task / blocks, task % blocks);
-                    let first_row = block * rows_per_block;
-                    let row_count = rows_per_block.min(rows - first_row);
-                    let tiles = row_count * tiles_c;
-                    values.resize(POINTS * cin * tiles, 0.0);
-                    grads.resize(POINTS * count * tiles, 0.0);
-                    for (ci, points) in values
-                        .chunks_exact_mut(POINTS * tiles)
-                        .take(cin)
-                        .enumerate()
-                    {
-                        let channel = &padded_x[(b * cin + ci) * channel_len..][..channel_len];
-                        isa.input_transform(self, channel, first_row, row_count, points);
-                    }
-                    for (co, points) in grads
-                        .chunks_exact_mut(POINTS * tiles)
-                        .take(count)
-                        .enumerate()
-                    {
-                        let channel =
-                            &padded_grad[(b * cout + co0 + co) * channel_len..][..channel_len];
-                        isa.grad_transform(self, channel, first_row, row_count, points);
-                    }
-                    for point in 0..POINTS {
-                        // SAFETY: `grads` is [count][64][tiles], `values` [cin][64][tiles], and the
-                        // caller owns rows `co0..co0 + count` of `sums` ([64][Cout][Cin]).
-                        unsafe {
-                            gemm::gemm(
-                                count,
-                                cin,
-                                tiles,
-                                sums.get().add((point * cout + co0) * cin),
-                                1,
-                                cin as isize,
-                                true,
-                                grads.as_ptr().add(point * tiles),
-                                1,
-                                (POINTS * tiles) as isize,
-                                values.as_ptr().add(point * tiles),
-                                (POINTS * tiles) as isize,
-                                1,
-                                1.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                gemm::Parallelism::None,
-                            );
+        let accumulate =
+            |sums: SharedMut, tasks: std::ops::Range<usize>, co0: usize, count: usize| {
+                SCRATCH.with_borrow_mut(|(values, grads)| {
+                    for task in tasks {
+                        let (b, block) = (task / blocks, task % blocks);
+                        let first_row = block * rows_per_block;
+                        let row_count = rows_per_block.min(rows - first_row);
+                        let tiles = row_count * tiles_c;
+                        values.resize(POINTS * cin * tiles, 0.0);
+                        grads.resize(POINTS * count * tiles, 0.0);
+                        for (ci, points) in values
+                            .chunks_exact_mut(POINTS * tiles)
+                            .take(cin)
+                            .enumerate()
+                        {
+                            let channel = &padded_x[(b * cin + ci) * channel_len..][..channel_len];
+                            isa.input_transform(self, channel, first_row, row_count, points);
+                        }
+                        for (co, points) in grads
+                            .chunks_exact_mut(POINTS * tiles)
+                            .take(count)
+                            .enumerate()
+                        {
+                            let channel =
+                                &padded_grad[(b * cout + co0 + co) * channel_len..][..channel_len];
+                            isa.grad_transform(self, channel, first_row, row_count, points);
+                        }
+                        for point in 0..POINTS {
+                            // SAFETY: `grads` is [count][64][tiles], `values` [cin][64][tiles], and the
+                            // caller owns rows `co0..co0 + count` of `sums` ([64][Cout][Cin]).
+                            unsafe {
+                                gemm::gemm(
+                                    count,
+                                    cin,
+                                    tiles,
+                                    sums.get().add((point * cout + co0) * cin),
+                                    1,
+                                    cin as isize,
+                                    true,
+                                    grads.as_ptr().add(point * tiles),
+                                    1,
+                                    (POINTS * tiles) as isize,
+                                    values.as_ptr().add(point * tiles),
+                                    (POINTS * tiles) as isize,
+                                    1,
+                                    1.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    gemm::Parallelism::None,
+                                );
+                            }
                         }
                     }
-                }
-            })
-        };
-        let size = POINTS * cout * cin;
-        let sums = if total >= 4 * PARTIAL_SUMS {
-            // Many blocks: fixed runs of blocks, each into its own sums, added in order.
-            let partials: Vec<Vec<f32>> = (0..PARTIAL_SUMS)
-                .into_par_iter()
-                .map(|part| {
-                    let mut sums = vec![0.0f32; size];
-                    let (from, to) = (
-                        part * total / PARTIAL_SUMS,
-                        (part + 1) * total / PARTIAL_SUMS,
-                    );
-                    accumulate(SharedMut(sums.as_mut_ptr()), from, to, 0, cout);
-                    sums
                 })
-                .collect();
-            let mut partials = partials.into_iter();
-            let mut sums = partials.next().expect("PARTIAL_SUMS > 0");
-            for partial in partials {
-                sums.par_iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
-            }
-            sums
-        } else {
-            // Few blocks (the deep levels): groups of output channels, each over every block.
-            let mut sums = vec![0.0f32; size];
-            let groups = PARTIAL_SUMS.min(cout.div_ceil(16)).max(1);
-            let group_len = cout.div_ceil(groups);
-            let sums_ptr = SharedMut(sums.as_mut_ptr());
-            (0..cout.div_ceil(group_len))
-                .into_par_iter()
-                .for_each(|group| {
-                    let co0 = group * group_len;
-                    accumulate(sums_ptr, 0, total, co0, group_len.min(cout - co0));
-                });
-            sums
-        };
+            };
+        // Many blocks: fixed partial sums; few (the deep levels): groups of output channels.
+        let sums = fixed_order_sum(
+            POINTS * cout * cin,
+            total,
+            4 * PARTIAL_SUMS,
+            cout,
+            16,
+            accumulate,
+        );
         self.taps_from_sums(&sums)
     }
 
