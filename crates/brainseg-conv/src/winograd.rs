@@ -43,25 +43,25 @@ const LANES: usize = 16;
 /// Transform points per tile.
 const POINTS: usize = 64;
 
-/// Calls `chunk::<L>(args)` for `u` over the `tiles` tiles of a row: 16 lanes at a time, then 8,
-/// 4 and single tiles for the rest (`args` may use `u`).
+/// Calls `chunk::<L, G..>(args)` for `u` over the `tiles` tiles of a row, `L` lanes at a time:
+/// 16, then 8, 4 and single tiles for the rest (`args` may use `u`; `G..` are further generics).
 macro_rules! along_row {
-    ($tiles:expr, $u:ident, $chunk:ident($($arg:expr),* $(,)?)) => {{
+    ($tiles:expr, $u:ident, $chunk:ident $(::<$($generic:tt),*>)? ($($arg:expr),* $(,)?)) => {{
         let mut $u = 0;
         while $u + LANES <= $tiles {
-            $chunk::<LANES>($($arg),*);
+            $chunk::<LANES $($(, $generic)*)?>($($arg),*);
             $u += LANES;
         }
         if $u + 8 <= $tiles {
-            $chunk::<8>($($arg),*);
+            $chunk::<8 $($(, $generic)*)?>($($arg),*);
             $u += 8;
         }
         if $u + 4 <= $tiles {
-            $chunk::<4>($($arg),*);
+            $chunk::<4 $($(, $generic)*)?>($($arg),*);
             $u += 4;
         }
         while $u < $tiles {
-            $chunk::<1>($($arg),*);
+            $chunk::<1 $($(, $generic)*)?>($($arg),*);
             $u += 1;
         }
     }};
@@ -293,7 +293,9 @@ impl Winograd {
                         {
                             let channel = &input[(c0 + ci) * self.padded_channel()..]
                                 [..self.padded_channel()];
-                            isa.input_transform(self, channel, first_row, row_count, points);
+                            isa.window_transform::<4, InputWindow>(
+                                self, channel, first_row, row_count, points,
+                            );
                         }
                         for point in 0..POINTS {
                             // SAFETY: the operands lie inside `kernel` ([64][Cout][Cin]), `values`
@@ -379,7 +381,9 @@ impl Winograd {
                             .enumerate()
                         {
                             let channel = &padded_x[(b * cin + ci) * channel_len..][..channel_len];
-                            isa.input_transform(self, channel, first_row, row_count, points);
+                            isa.window_transform::<4, InputWindow>(
+                                self, channel, first_row, row_count, points,
+                            );
                         }
                         for (co, points) in grads
                             .chunks_exact_mut(POINTS * tiles)
@@ -388,7 +392,9 @@ impl Winograd {
                         {
                             let channel =
                                 &padded_grad[(b * cout + co0 + co) * channel_len..][..channel_len];
-                            isa.grad_transform(self, channel, first_row, row_count, points);
+                            isa.window_transform::<2, GradientWindow>(
+                                self, channel, first_row, row_count, points,
+                            );
                         }
                         for point in 0..POINTS {
                             // SAFETY: `grads` is [count][64][tiles], `values` [cin][64][tiles], and the
@@ -516,7 +522,7 @@ impl Isa {
         Isa::Portable
     }
 
-    fn input_transform(
+    fn window_transform<const W: usize, S: Window<W>>(
         self,
         plan: &Winograd,
         channel: &[f32],
@@ -528,35 +534,13 @@ impl Isa {
             // SAFETY: the variant was chosen because the processor has the feature.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe {
-                input_transform_avx512(plan, channel, first_row, row_count, points)
+                window_transform_avx512::<W, S>(plan, channel, first_row, row_count, points)
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe {
-                input_transform_avx2(plan, channel, first_row, row_count, points)
+                window_transform_avx2::<W, S>(plan, channel, first_row, row_count, points)
             },
-            Isa::Portable => input_transform(plan, channel, first_row, row_count, points),
-        }
-    }
-
-    fn grad_transform(
-        self,
-        plan: &Winograd,
-        channel: &[f32],
-        first_row: usize,
-        row_count: usize,
-        points: &mut [f32],
-    ) {
-        match self {
-            // SAFETY: the variant was chosen because the processor has the feature.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe {
-                grad_transform_avx512(plan, channel, first_row, row_count, points)
-            },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe {
-                grad_transform_avx2(plan, channel, first_row, row_count, points)
-            },
-            Isa::Portable => grad_transform(plan, channel, first_row, row_count, points),
+            Isa::Portable => window_transform::<W, S>(plan, channel, first_row, row_count, points),
         }
     }
 
@@ -588,26 +572,26 @@ impl Isa {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn input_transform_avx512(
+fn window_transform_avx512<const W: usize, S: Window<W>>(
     plan: &Winograd,
     channel: &[f32],
     first_row: usize,
     row_count: usize,
     points: &mut [f32],
 ) {
-    input_transform(plan, channel, first_row, row_count, points)
+    window_transform::<W, S>(plan, channel, first_row, row_count, points)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn input_transform_avx2(
+fn window_transform_avx2<const W: usize, S: Window<W>>(
     plan: &Winograd,
     channel: &[f32],
     first_row: usize,
     row_count: usize,
     points: &mut [f32],
 ) {
-    input_transform(plan, channel, first_row, row_count, points)
+    window_transform::<W, S>(plan, channel, first_row, row_count, points)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -636,30 +620,6 @@ fn output_transform_avx2(
     out: OutChannel,
 ) {
     output_transform(plan, sums, co, first_row, row_count, bias, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn grad_transform_avx512(
-    plan: &Winograd,
-    channel: &[f32],
-    first_row: usize,
-    row_count: usize,
-    points: &mut [f32],
-) {
-    grad_transform(plan, channel, first_row, row_count, points)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn grad_transform_avx2(
-    plan: &Winograd,
-    channel: &[f32],
-    first_row: usize,
-    row_count: usize,
-    points: &mut [f32],
-) {
-    grad_transform(plan, channel, first_row, row_count, points)
 }
 
 /// `G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]` on rows `rows` (of `len`
@@ -716,10 +676,39 @@ fn inverse_transform<const L: usize>(m: [&[f32; L]; 4]) -> [[f32; L]; 2] {
     out
 }
 
-/// Transforms one padded input channel over rows `first_row..first_row + row_count` of tiles
-/// into `points` (`[64][tiles]`).
+/// A tile's window along one axis and its 1-D transform to the 4 points: the input's 4x4x4
+/// window (`B^T`, from padded position 2t) or the output gradient's 2x2x2 tile (`A`, from
+/// padded position 2t + 1, past the padding).
+trait Window<const W: usize> {
+    /// Padded position of the window's first sample in tile 0.
+    const FIRST: usize;
+    fn line<const L: usize>(samples: [&[f32; L]; W]) -> [[f32; L]; 4];
+}
+
+struct InputWindow;
+
+impl Window<4> for InputWindow {
+    const FIRST: usize = 0;
+    #[inline(always)]
+    fn line<const L: usize>(samples: [&[f32; L]; 4]) -> [[f32; L]; 4] {
+        data_transform(samples)
+    }
+}
+
+struct GradientWindow;
+
+impl Window<2> for GradientWindow {
+    const FIRST: usize = 1;
+    #[inline(always)]
+    fn line<const L: usize>(samples: [&[f32; L]; 2]) -> [[f32; L]; 4] {
+        gradient_transform(samples)
+    }
+}
+
+/// Transforms the windows of one padded channel (input or output gradient, after `S`) over rows
+/// `first_row..first_row + row_count` of tiles into `points` (`[64][tiles]`).
 #[inline(always)]
-fn input_transform(
+fn window_transform<const W: usize, S: Window<W>>(
     plan: &Winograd,
     channel: &[f32],
     first_row: usize,
@@ -733,63 +722,59 @@ fn input_transform(
             (first_row + row) / plan.tiles[1],
             (first_row + row) % plan.tiles[1],
         );
-        // Start of padded row (2ta + i, 2tb + j), i and j in 0..4.
-        let mut starts = [0usize; 16];
-        for (index, start) in starts.iter_mut().enumerate() {
-            *start = ((2 * ta + index / 4) * plan.rows_b() + 2 * tb + index % 4) * plan.row_len();
-        }
+        // Start of padded row (2ta + FIRST + i, 2tb + FIRST + j), i and j in 0..W.
+        let starts: [[usize; W]; W] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| {
+                ((2 * ta + S::FIRST + i) * plan.rows_b() + 2 * tb + S::FIRST + j) * plan.row_len()
+            })
+        });
         along_row!(
             tiles_c,
             u,
-            input_chunk(plan, channel, &starts, u, points, tiles, row * tiles_c + u)
+            window_chunk::<W, S>(plan, channel, &starts, u, points, tiles, row * tiles_c + u)
         );
     }
 }
 
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // index arithmetic reads clearer
-fn input_chunk<const L: usize>(
+fn window_chunk<const L: usize, const W: usize, S: Window<W>>(
     plan: &Winograd,
     channel: &[f32],
-    starts: &[usize; 16],
+    starts: &[[usize; W]; W],
     u: usize,
     points: &mut [f32],
     tiles: usize,
     t: usize,
 ) {
     let half = plan.tiles[2] + 1;
-    // Along C: tile u reads padded positions 2u..2u + 4, i.e. even[u], odd[u], even[u+1], odd[u+1].
-    let mut along_c = [[[0.0f32; L]; 4]; 16];
-    for (index, &start) in starts.iter().enumerate() {
-        let even: &[f32; L] = channel[start + u..][..L].try_into().unwrap();
-        let odd: &[f32; L] = channel[start + half + u..][..L].try_into().unwrap();
-        let even_next: &[f32; L] = channel[start + u + 1..][..L].try_into().unwrap();
-        let odd_next: &[f32; L] = channel[start + half + u + 1..][..L].try_into().unwrap();
-        along_c[index] = data_transform([even, odd, even_next, odd_next]);
+    // Along C: sample k of tile u sits at padded position p = 2u + FIRST + k, stored at
+    // even[p / 2] or odd[p / 2].
+    let mut along_c = [[[[0.0f32; L]; 4]; W]; W]; // [i][j][c point]
+    for i in 0..W {
+        for j in 0..W {
+            let start = starts[i][j];
+            along_c[i][j] = S::line(std::array::from_fn(|k| {
+                let p = S::FIRST + k;
+                channel[start + p % 2 * half + u + p / 2..][..L]
+                    .try_into()
+                    .unwrap()
+            }));
+        }
     }
-    // Along B (index % 4 = j), then A (index / 4 = i).
-    let mut along_b = [[[0.0f32; L]; 4]; 16]; // [i * 4 + q][c point]
-    for i in 0..4 {
+    // Along B (j), then A (i).
+    let mut along_b = [[[[0.0f32; L]; 4]; 4]; W]; // [i][b point][c point]
+    for i in 0..W {
         for c in 0..4 {
-            let rows = data_transform([
-                &along_c[i * 4][c],
-                &along_c[i * 4 + 1][c],
-                &along_c[i * 4 + 2][c],
-                &along_c[i * 4 + 3][c],
-            ]);
+            let rows = S::line(std::array::from_fn(|j| &along_c[i][j][c]));
             for (q, row) in rows.into_iter().enumerate() {
-                along_b[i * 4 + q][c] = row;
+                along_b[i][q][c] = row;
             }
         }
     }
     for q in 0..4 {
         for c in 0..4 {
-            let transformed = data_transform([
-                &along_b[q][c],
-                &along_b[4 + q][c],
-                &along_b[8 + q][c],
-                &along_b[12 + q][c],
-            ]);
+            let transformed = S::line(std::array::from_fn(|i| &along_b[i][q][c]));
             for (p, point) in transformed.iter().enumerate() {
                 let index = p * 16 + q * 4 + c;
                 points[index * tiles + t..][..L].copy_from_slice(point);
@@ -809,77 +794,6 @@ fn gradient_transform<const L: usize>(g: [&[f32; L]; 2]) -> [[f32; L]; 4] {
         out[3][l] = -g[1][l];
     }
     out
-}
-
-/// Transforms one padded output-gradient channel's 2x2x2 tiles over rows `first_row..first_row
-/// + row_count` of tiles into `points` (`[64][tiles]`).
-#[inline(always)]
-fn grad_transform(
-    plan: &Winograd,
-    channel: &[f32],
-    first_row: usize,
-    row_count: usize,
-    points: &mut [f32],
-) {
-    let tiles_c = plan.tiles[2];
-    let tiles = row_count * tiles_c;
-    for row in 0..row_count {
-        let (ta, tb) = (
-            (first_row + row) / plan.tiles[1],
-            (first_row + row) % plan.tiles[1],
-        );
-        // Tile voxels sit at padded rows (2ta + 1 + i, 2tb + 1 + j), i and j in 0..2.
-        let mut starts = [0usize; 4];
-        for (index, start) in starts.iter_mut().enumerate() {
-            *start = ((2 * ta + 1 + index / 2) * plan.rows_b() + 2 * tb + 1 + index % 2)
-                * plan.row_len();
-        }
-        along_row!(
-            tiles_c,
-            u,
-            grad_chunk(plan, channel, &starts, u, points, tiles, row * tiles_c + u)
-        );
-    }
-}
-
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // index arithmetic reads clearer
-fn grad_chunk<const L: usize>(
-    plan: &Winograd,
-    channel: &[f32],
-    starts: &[usize; 4],
-    u: usize,
-    points: &mut [f32],
-    tiles: usize,
-    t: usize,
-) {
-    let half = plan.tiles[2] + 1;
-    // Along C: tile u holds padded positions 2u + 1 and 2u + 2, i.e. odd[u] and even[u + 1].
-    let mut along_c = [[[0.0f32; L]; 4]; 4];
-    for (index, &start) in starts.iter().enumerate() {
-        let odd: &[f32; L] = channel[start + half + u..][..L].try_into().unwrap();
-        let even_next: &[f32; L] = channel[start + u + 1..][..L].try_into().unwrap();
-        along_c[index] = gradient_transform([odd, even_next]);
-    }
-    // Along B (index % 2 = j), then A (index / 2 = i).
-    let mut along_b = [[[0.0f32; L]; 4]; 8]; // [i * 4 + q][c point]
-    for i in 0..2 {
-        for c in 0..4 {
-            let rows = gradient_transform([&along_c[i * 2][c], &along_c[i * 2 + 1][c]]);
-            for (q, row) in rows.into_iter().enumerate() {
-                along_b[i * 4 + q][c] = row;
-            }
-        }
-    }
-    for q in 0..4 {
-        for c in 0..4 {
-            let transformed = gradient_transform([&along_b[q][c], &along_b[4 + q][c]]);
-            for (p, point) in transformed.iter().enumerate() {
-                let index = p * 16 + q * 4 + c;
-                points[index * tiles + t..][..L].copy_from_slice(point);
-            }
-        }
-    }
 }
 
 /// Transforms output channel `co` of `sums` (`[co_count][64][tiles]`) back to voxels over rows
