@@ -1,18 +1,17 @@
-//! Subcommands, one module each; the pipeline itself lives in the `brainseg-*` crates.
+//! Subcommands, one module each. They turn flags into the pipeline's configurations, draw progress
+//! and tables, and leave the work to `brainseg-pipeline` and the stage crates.
 use anyhow::Result;
-use brainseg_model::Device;
+use brainseg_pipeline::Backend;
 use clap::{Parser, Subcommand};
 
 mod bench;
-mod bench_gpu;
 mod convert;
 mod demo;
 mod evaluate;
 mod info;
 mod model;
-mod model_io;
 mod predict;
-pub(crate) mod progress;
+mod progress;
 mod report;
 mod show;
 mod train;
@@ -22,10 +21,6 @@ mod train;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// CPU convolutions as direct 27-tap sums instead of Winograd F(2,3) (which is 2-3x faster;
-    /// both are f32, Winograd rounds slightly differently)
-    #[arg(long, global = true)]
-    pub direct_conv: bool,
 }
 
 #[derive(Subcommand)]
@@ -36,7 +31,7 @@ pub enum Command {
     Info(info::Args),
     /// Convert a raw BraTS dataset (a folder per case) to the MSD Task01 layout.
     Convert(convert::Args),
-    /// Train a 3D U-Net on a dataset or on the seed's HDF5 patches.
+    /// Train a 3D U-Net on a dataset or on the notebook's HDF5 patches.
     Train(train::Args),
     /// Segment whole scans: label maps (and probabilities) in the source geometry.
     Predict(predict::Args),
@@ -48,35 +43,39 @@ pub enum Command {
     Model(model::Args),
     /// Write a self-contained HTML page for a run or a prediction folder.
     Report(report::Args),
-    /// CPU speed of the seed U-Net: forward, training step and whole-scan times, GFLOP/s, peak
-    /// memory; per-layer timings with --layers; beside PyTorch with --torch PYTHON.
+    /// CPU speed of the notebook's U-Net: forward, training step and whole-scan times, GFLOP/s,
+    /// peak memory; per-layer timings with --layers; beside PyTorch with --torch PYTHON.
     Bench(bench::Args),
     /// Time training steps and inference of a U-Net on a device, or check it against the CPU (JSON).
     #[command(hide = true)]
-    BenchGpu(bench_gpu::Args),
+    BenchGpu(bench::GpuArgs),
 }
 
-/// Where the model runs.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Backend {
-    /// burn's pure-Rust CPU backend (flex).
-    Cpu,
-    /// NVIDIA GPU (needs a build with `--features cuda`).
-    Cuda,
+/// Where and how the network computes: shared by the commands that run a model.
+#[derive(clap::Args, Clone, Copy)]
+pub struct Compute {
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: Backend,
+    /// CPU convolutions as direct 27-tap sums instead of Winograd F(2,3) (which is 2-3x faster;
+    /// both are f32, Winograd rounds slightly differently).
+    #[arg(long)]
+    pub direct_conv: bool,
 }
 
-pub fn device(backend: Backend) -> Result<Device> {
-    match backend {
-        Backend::Cpu => Ok(brainseg_model::cpu_device()),
-        #[cfg(feature = "cuda")]
-        Backend::Cuda => Ok(brainseg_model::cuda_device()?),
-        #[cfg(not(feature = "cuda"))]
-        Backend::Cuda => anyhow::bail!("this brainseg was built without GPU support; rebuild with `cargo build --release --features cuda`"),
+impl Compute {
+    /// Applies the convolution choice; returns the backend.
+    pub fn apply(self) -> Backend {
+        brainseg_model::conv::use_direct_convolution(self.direct_conv);
+        self.backend
     }
 }
 
-pub fn training_device(backend: Backend) -> Result<Device> {
-    Ok(device(backend)?.autodiff())
+/// Parses `x,y,z`.
+pub fn three(values: &[usize], flag: &str) -> Result<[usize; 3]> {
+    values
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{flag} needs 3 sizes x,y,z"))
 }
 
 /// Peak resident memory of this process (Linux), for reports.
@@ -86,7 +85,7 @@ pub fn peak_memory() -> String {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
         })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| format!("{:.2} GiB", kb / (1024.0 * 1024.0)))
@@ -94,7 +93,6 @@ pub fn peak_memory() -> String {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    brainseg_model::conv::use_direct_convolution(cli.direct_conv);
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Info(args) => info::run(args),
@@ -106,6 +104,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => report::run(args),
         Command::Model(args) => model::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::BenchGpu(args) => bench_gpu::run(args),
+        Command::BenchGpu(args) => bench::run_gpu(args),
     }
 }

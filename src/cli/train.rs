@@ -1,242 +1,148 @@
-//! `brainseg train`: train a U-Net on a dataset or on the seed's patch files; `--resume` continues a run.
+//! `brainseg train`: train a U-Net on a dataset or on the notebook's patch files; `--resume`
+//! continues a run. A run starts from a recipe (`--recipe`); each flag given overrides one setting.
+use super::progress::Reporter;
+use super::Compute;
 use anyhow::{bail, Result};
-use brainseg_model::{Normalisation, Targets, UNet3dConfig, Upsampling};
-use brainseg_train::{train, LossKind, SamplingConfig, TrainConfig, TrainEvent};
-use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
+use brainseg_core::Targets;
+use brainseg_model::{Normalisation, Upsampling};
+use brainseg_pipeline::training_device;
+use brainseg_train::{train, LossKind, Recipe, RunLayout, TrainConfig, TrainEvent};
+use brainseg_transforms::{AugmentConfig, Standardization};
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum NormArg {
-    None,
-    Batch,
-    Instance,
-}
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum UpArg {
-    Nearest,
-    Transposed,
-}
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum TargetArg {
-    /// The seed's: one sigmoid channel per class (edema, non-enhancing, enhancing).
-    Classes,
-    /// BraTS regions WT, TC, ET (nnU-Net's region-based training).
-    Regions,
-}
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum LossArg {
-    /// The seed's soft Dice loss.
-    SoftDice,
-    /// Soft Dice + binary cross-entropy.
-    DiceBce,
-}
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum StdArg {
-    /// The seed's: per patch, per channel and z-slice.
-    Seed,
-    /// Per volume and channel over brain (non-zero) voxels, as nnU-Net.
-    Zscore,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder (MSD or raw BraTS), or a seed patch folder holding config.json + train/ + valid/.
-    #[arg(long, required_unless_present = "resume")]
-    pub data: Option<PathBuf>,
+    /// Dataset folder (MSD or raw BraTS), or a notebook patch folder holding config.json + train/ + valid/.
+    #[arg(short, long, alias = "data", required_unless_present = "resume")]
+    pub input: Option<PathBuf>,
     /// Run folder to create (config, split, metrics.csv, curves.png, checkpoints, best.safetensors).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(short, long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint (all other options come from its config.json).
-    #[arg(long, conflicts_with_all = ["data", "out"])]
+    #[arg(long, conflicts_with_all = ["input", "out"])]
     pub resume: Option<PathBuf>,
-    /// Patch size x,y,z (each divisible by 2^(depth-1)).
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "160,160,16")]
-    pub patch: Vec<usize>,
-    #[arg(long, default_value_t = 3)]
-    pub batch_size: usize,
-    /// Epochs in total [default: 10]; with --resume, extends a finished run to this many.
+    /// Where every setting not given below comes from.
+    #[arg(long, value_enum, default_value_t)]
+    pub recipe: Recipe,
+    /// Patch size x,y,z (each divisible by 2^(depth-1)) [recipe cpu: 128,128,32; notebook: 160,160,16].
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub patch: Option<Vec<usize>>,
+    /// Patches per step [recipe].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Epochs in total [recipe: 10]; with --resume, extends a finished run to this many.
     #[arg(long)]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 20)]
-    pub steps_per_epoch: usize,
-    /// Validation patches drawn from each validation case.
-    #[arg(long, default_value_t = 4)]
-    pub valid_patches: usize,
-    #[arg(long, default_value_t = 1e-5)]
-    pub learning_rate: f64,
-    /// Seed for the split, the weights, the patches and the augmentation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Fraction of cases used for training; the rest validate (split.json in the run folder can be edited).
-    #[arg(long, default_value_t = 0.8)]
-    pub train_fraction: f64,
-    /// U-Net depth (levels).
-    #[arg(long, default_value_t = 4)]
-    pub depth: usize,
-    /// Filters of the first level (doubling per level).
-    #[arg(long, default_value_t = 32)]
-    pub base_filters: usize,
-    #[arg(long, value_enum, default_value = "nearest")]
-    pub upsampling: UpArg,
-    #[arg(long, value_enum, default_value = "none")]
-    pub norm: NormArg,
-    #[arg(long, value_enum, default_value = "classes")]
-    pub targets: TargetArg,
-    #[arg(long, value_enum, default_value = "soft-dice")]
-    pub loss: LossArg,
-    #[arg(long, value_enum, default_value = "seed")]
-    pub standardization: StdArg,
-    /// Share of patches centred on a tumour voxel (nnU-Net oversampling; 0 = the seed's sampler only).
-    #[arg(long, default_value_t = 0.33)]
-    pub foreground_share: f64,
-    /// The seed's acceptance rule: a random patch is kept when its background fraction is below this.
-    #[arg(long, default_value_t = 0.95)]
-    pub background_threshold: f64,
+    /// Steps per epoch [recipe: 20].
+    #[arg(long)]
+    pub steps_per_epoch: Option<usize>,
+    /// Validation patches drawn from each validation case [recipe: 4].
+    #[arg(long)]
+    pub valid_patches: Option<usize>,
+    /// Adam's learning rate [recipe cpu: 1e-3; notebook: 1e-5].
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Random seed of the split, the weights, the patches and the augmentation [0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fraction of cases used for training; the rest validate (split.json in the run folder can be edited) [0.8].
+    #[arg(long)]
+    pub train_fraction: Option<f64>,
+    /// U-Net depth (levels) [4].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Filters of the first level, doubling per level [recipe cpu: 16; notebook: 32].
+    #[arg(long)]
+    pub base_filters: Option<usize>,
+    /// Decoder upsampling [nearest].
+    #[arg(long, value_enum)]
+    pub upsampling: Option<Upsampling>,
+    /// Normalisation after each convolution [none].
+    #[arg(long, value_enum)]
+    pub norm: Option<Normalisation>,
+    /// What the outputs mean [recipe cpu: regions; notebook: classes].
+    #[arg(long, value_enum)]
+    pub targets: Option<Targets>,
+    /// Loss [recipe cpu: dice-bce; notebook: soft-dice].
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
+    /// Intensity standardisation [recipe cpu: zscore; notebook: notebook].
+    #[arg(long, value_enum)]
+    pub standardization: Option<Standardization>,
+    /// Share of patches centred on a tumour voxel (nnU-Net oversampling; 0 = the notebook's sampler only)
+    /// [recipe cpu: 0.5; notebook: 0.33].
+    #[arg(long)]
+    pub foreground_share: Option<f64>,
+    /// The notebook's acceptance rule: a random patch is kept when its background fraction is below this [0.95].
+    #[arg(long)]
+    pub background_threshold: Option<f64>,
     /// Turn off augmentation (flips, intensity scale and shift).
     #[arg(long)]
     pub no_augment: bool,
-    /// Batches prepared ahead by the background sampler.
-    #[arg(long, default_value_t = 2)]
-    pub queue: usize,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: super::Backend,
+    /// Batches prepared ahead by the background sampler [2].
+    #[arg(long)]
+    pub queue: Option<usize>,
+    #[command(flatten)]
+    pub compute: Compute,
 }
 
+/// The recipe with every given flag applied, checked before the run folder is made (a refused
+/// start must leave nothing that blocks the retry).
 pub fn config_from(args: &Args) -> Result<TrainConfig> {
-    let Some(data) = args.data.clone() else {
-        bail!("--data is required")
+    let Some(data) = args.input.clone() else {
+        bail!("--input is required")
     };
     if !data.exists() {
         bail!("{}: path does not exist", data.display());
     }
-    let patch: [usize; 3] = args
-        .patch
-        .clone()
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("--patch needs 3 sizes"))?;
-    let targets = match args.targets {
-        TargetArg::Classes => Targets::Classes,
-        TargetArg::Regions => Targets::Regions,
-    };
-    let model = UNet3dConfig {
-        depth: args.depth,
-        base_filters: args.base_filters,
-        upsampling: match args.upsampling {
-            UpArg::Nearest => Upsampling::Nearest,
-            UpArg::Transposed => Upsampling::TransposedConv,
-        },
-        normalisation: match args.norm {
-            NormArg::None => Normalisation::None,
-            NormArg::Batch => Normalisation::Batch,
-            NormArg::Instance => Normalisation::Instance,
-        },
-        targets,
-        ..UNet3dConfig::default()
-    };
-    // Checked before the run folder is made: a refused start must not leave a config.json that blocks the retry.
-    model.validate()?;
-    model.check_input([model.in_channels, patch[0], patch[1], patch[2]])?;
-    let sampling = SamplingConfig {
-        patch: PatchConfig {
-            size: patch,
-            background_threshold: args.background_threshold,
-            foreground_share: args.foreground_share,
-            targets: match targets {
-                Targets::Classes => brainseg_transforms::Targets::Classes,
-                Targets::Regions => brainseg_transforms::Targets::Regions,
-            },
-            ..PatchConfig::default()
-        },
-        standardization: match args.standardization {
-            StdArg::Seed => Standardization::SeedSlices,
-            StdArg::Zscore => Standardization::ZScoreBrain,
-        },
-        augment: if args.no_augment {
-            AugmentConfig::off()
-        } else {
-            AugmentConfig::default()
-        },
-        batch_size: args.batch_size,
-    };
-    let epochs = args.epochs.unwrap_or(10);
-    if args.batch_size == 0 || epochs == 0 || args.steps_per_epoch == 0 {
+    let mut c = args.recipe.config(data);
+    if let Some(patch) = &args.patch {
+        c.sampling.patch.size = super::three(patch, "--patch")?;
+    }
+    set(&mut c.sampling.batch_size, args.batch_size);
+    set(&mut c.epochs, args.epochs);
+    set(&mut c.steps_per_epoch, args.steps_per_epoch);
+    set(&mut c.valid_patches_per_case, args.valid_patches);
+    set(&mut c.learning_rate, args.learning_rate);
+    set(&mut c.seed, args.seed);
+    set(&mut c.train_fraction, args.train_fraction);
+    set(&mut c.model.depth, args.depth);
+    set(&mut c.model.base_filters, args.base_filters);
+    set(&mut c.model.upsampling, args.upsampling);
+    set(&mut c.model.normalisation, args.norm);
+    if let Some(targets) = args.targets {
+        c.model.targets = targets;
+        c.sampling.patch.targets = targets;
+    }
+    set(&mut c.loss, args.loss);
+    set(&mut c.sampling.standardization, args.standardization);
+    set(&mut c.sampling.patch.foreground_share, args.foreground_share);
+    set(&mut c.sampling.patch.background_threshold, args.background_threshold);
+    if args.no_augment {
+        c.sampling.augment = AugmentConfig::off();
+    }
+    set(&mut c.queue_depth, args.queue);
+    c.model.validate()?;
+    let [x, y, z] = c.sampling.patch.size;
+    c.model.check_input([c.model.in_channels, x, y, z])?;
+    if c.sampling.batch_size == 0 || c.epochs == 0 || c.steps_per_epoch == 0 {
         bail!("--batch-size, --epochs and --steps-per-epoch must be at least 1");
     }
-    if !(args.learning_rate > 0.0 && args.learning_rate.is_finite()) {
+    if !(c.learning_rate > 0.0 && c.learning_rate.is_finite()) {
         bail!("--learning-rate must be a positive number");
     }
-    Ok(TrainConfig {
-        data,
-        model,
-        sampling,
-        epochs,
-        steps_per_epoch: args.steps_per_epoch,
-        valid_patches_per_case: args.valid_patches,
-        learning_rate: args.learning_rate,
-        loss: match args.loss {
-            LossArg::SoftDice => LossKind::SoftDice,
-            LossArg::DiceBce => LossKind::DiceBce,
-        },
-        seed: args.seed,
-        train_fraction: args.train_fraction,
-        queue_depth: args.queue,
-    })
+    Ok(c)
 }
 
-/// Run training with progress bars; used by `train` and `demo`. Returns the run's whole history and how
-/// many of its epochs this call trained (0 when a resumed run was already finished).
-pub fn run_training(
-    config: Option<TrainConfig>,
-    out: &std::path::Path,
-    backend: super::Backend,
-) -> Result<(Vec<brainseg_train::EpochRecord>, usize)> {
-    let device = super::training_device(backend)?;
-    let cache_bar = super::progress::bar(0, "decoding");
-    let step_bar = super::progress::bar(0, "epoch");
-    step_bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    let mut trained = 0;
-    let history = train(config, out, &device, |event| match event {
-        TrainEvent::CaseCached { id, done, total } => {
-            cache_bar.set_length(total as u64);
-            cache_bar.set_position(done as u64);
-            cache_bar.set_message(id.to_string());
-            if done == total {
-                cache_bar.finish_and_clear();
-            }
-        }
-        TrainEvent::Step {
-            epoch,
-            step,
-            steps,
-            loss,
-        } => {
-            if step == 1 {
-                step_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                step_bar.reset();
-                step_bar.set_length(steps as u64);
-                step_bar.set_prefix(format!("epoch {epoch}"));
-            }
-            step_bar.set_position(step as u64);
-            step_bar.set_message(format!("loss {loss:.4}"));
-        }
-        TrainEvent::Validating { .. } => step_bar.set_message("validating".to_string()),
-        TrainEvent::Epoch(r) => {
-            trained += 1;
-            step_bar.finish_and_clear();
-            let f = |v: Option<f64>| {
-                v.map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "  -  ".into())
-            };
-            eprintln!(
-                "epoch {:>3}: train loss {:.4}  valid loss {:.4}  Dice ed/ne/en {}/{}/{}  WT/TC/ET {}/{}/{}  ({:.0} s)",
-                r.epoch, r.train_loss, r.valid_loss, f(r.dice_edema), f(r.dice_non_enhancing), f(r.dice_enhancing), f(r.dice_wt), f(r.dice_tc), f(r.dice_et), r.seconds
-            );
-        }
-    })?;
-    Ok((history, trained))
+/// A flag given overrides the recipe's value.
+fn set<T>(field: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *field = value;
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let backend = args.compute.apply();
     let (config, out) = match &args.resume {
         Some(run) => {
             if let Some(epochs) = args.epochs {
@@ -249,16 +155,24 @@ pub fn run(args: Args) -> Result<()> {
             args.out.clone().expect("required by clap"),
         ),
     };
-    let (history, trained) = run_training(config, &out, args.backend)?;
-    match history
+    let device = training_device(backend)?;
+    let mut progress = Reporter::new();
+    let mut trained = 0;
+    let history = train(config, &out, &device, |event| {
+        trained += matches!(event, TrainEvent::Epoch(_)) as usize;
+        brainseg_pipeline::Progress::training(&mut progress, &event)
+    })?;
+    drop(progress);
+    let layout = RunLayout::new(&out);
+    let best = history
         .iter()
-        .max_by(|a, b| a.dice_mean.total_cmp(&b.dice_mean))
-    {
+        .max_by(|a, b| a.dice_mean.total_cmp(&b.dice_mean));
+    match best {
         Some(best) if trained > 0 => println!(
             "best epoch {} (mean region Dice {:.3}); model: {}",
             best.epoch,
             best.dice_mean,
-            out.join("best.safetensors").display()
+            layout.best_model().display()
         ),
         _ => println!(
             "nothing left to train in {}: all {} epochs are done (--epochs N continues it)",
@@ -268,8 +182,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!(
         "metrics: {}  curves: {}",
-        out.join("metrics.csv").display(),
-        out.join("curves.png").display()
+        layout.metrics().display(),
+        layout.curves().display()
     );
     Ok(())
 }

@@ -16,10 +16,12 @@ use ndarray::{s, Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
 /// Where tiles go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Tiling {
-    /// The notebook's non-overlapping grid, uniform weights.
+    /// The notebook's non-overlapping grid, uniform weights (fast).
+    #[cfg_attr(feature = "clap", value(name = "notebook", alias = "seed"))]
     Seed,
-    /// Overlapping sliding window with Gaussian weighting.
+    /// Overlapping sliding window with Gaussian weighting (nnU-Net, MONAI; more accurate).
     #[default]
     Sliding,
 }

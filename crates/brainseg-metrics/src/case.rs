@@ -11,42 +11,7 @@ use crate::{Error, Result};
 /// the 240 x 240 x 155 mm BraTS volume.
 pub const HD95_ONE_EMPTY_MM: f64 = 373.12866;
 
-/// The BraTS evaluation regions, in MSD numbering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Region {
-    /// WT: labels 1, 2, 3.
-    WholeTumour,
-    /// TC: labels 2, 3.
-    TumourCore,
-    /// ET: label 3.
-    EnhancingTumour,
-}
-
-impl Region {
-    pub const ALL: [Region; 3] = [
-        Region::WholeTumour,
-        Region::TumourCore,
-        Region::EnhancingTumour,
-    ];
-
-    /// "WT", "TC" or "ET", as challenge tables write them.
-    pub fn abbreviation(self) -> &'static str {
-        match self {
-            Region::WholeTumour => "WT",
-            Region::TumourCore => "TC",
-            Region::EnhancingTumour => "ET",
-        }
-    }
-
-    /// Whether a voxel with this MSD label belongs to the region.
-    pub fn contains(self, label: u8) -> bool {
-        match self {
-            Region::WholeTumour => (1..=3).contains(&label),
-            Region::TumourCore => label == 2 || label == 3,
-            Region::EnhancingTumour => label == 3,
-        }
-    }
-}
+pub use brainseg_core::Region;
 
 /// Metrics of one tumour class; `None` where undefined: Dice when the class is absent from both label maps,
 /// sensitivity when it is absent from the ground truth, specificity when the ground truth is that class everywhere.

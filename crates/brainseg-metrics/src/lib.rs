@@ -16,10 +16,9 @@ mod error;
 pub mod patch;
 mod summary;
 
-pub use case::{CaseMetrics, ClassMetrics, Region, RegionMetrics, HD95_ONE_EMPTY_MM};
+pub use case::{CaseMetrics, ClassMetrics, RegionMetrics, HD95_ONE_EMPTY_MM};
 pub use error::{Error, Result};
 pub use patch::SensSpec;
 pub use summary::{sens_spec_table, CaseRow, MetricStats, Summary, METRIC_KEYS};
 
-/// Names of the three tumour classes, in MSD label order 1, 2, 3.
-pub const CLASS_NAMES: [&str; 3] = ["edema", "non-enhancing", "enhancing"];
+pub use brainseg_core::{Class, Region};

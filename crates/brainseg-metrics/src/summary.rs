@@ -2,7 +2,7 @@
 //! and their renderings: an aligned text table, CSV, JSON, and the seed's sensitivity/specificity table.
 use serde::{Deserialize, Serialize};
 
-use crate::{CaseMetrics, Region, SensSpec, CLASS_NAMES};
+use crate::{CaseMetrics, Class, Region, SensSpec};
 
 /// Metric keys (CSV columns, [`MetricStats::metric`]), in table order.
 pub const METRIC_KEYS: [&str; 15] = [
@@ -85,9 +85,9 @@ impl Summary {
             .chain([9])
             .max()
             .unwrap_or(9);
-        let mut groups: Vec<(String, Vec<&str>)> = CLASS_NAMES
+        let mut groups: Vec<(String, Vec<&str>)> = Class::ALL
             .iter()
-            .map(|name| (name.to_string(), vec!["Dice", "Sens", "Spec"]))
+            .map(|class| (class.short_name().to_string(), vec!["Dice", "Sens", "Spec"]))
             .collect();
         groups.extend(
             Region::ALL.map(|region| (region.abbreviation().to_string(), vec!["Dice", "HD95"])),

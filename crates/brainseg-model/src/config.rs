@@ -5,17 +5,20 @@ use serde::{Deserialize, Serialize};
 /// How the decoder doubles the spatial size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Upsampling {
     /// Nearest-neighbour x2 (the seed: `deconvolution = False`), no parameters.
     Nearest,
     /// Transposed convolution, kernel 2, stride 2, keeping the channel count (3DUnetCNN's
     /// `deconvolution = True`).
+    #[cfg_attr(feature = "clap", value(name = "transposed"))]
     TransposedConv,
 }
 
 /// Normalisation after each 3x3x3 convolution, before its ReLU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Normalisation {
     /// The seed: none.
     None,
@@ -33,25 +36,7 @@ pub enum OutputActivation {
     None,
 }
 
-/// What the output channels mean, so inference can decode them into labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Targets {
-    /// One channel per label: edema (1), non-enhancing tumour (2), enhancing tumour (3) — the seed.
-    Classes,
-    /// Nested BraTS regions: whole tumour {1,2,3}, tumour core {2,3}, enhancing tumour {3}.
-    Regions,
-}
-
-impl Targets {
-    /// Names of the output channels, in order.
-    pub fn channel_names(self) -> [&'static str; 3] {
-        match self {
-            Targets::Classes => ["edema", "non-enhancing", "enhancing"],
-            Targets::Regions => ["WT", "TC", "ET"],
-        }
-    }
-}
+pub use brainseg_core::Targets;
 
 /// Hyper-parameters of [`crate::UNet3d`]. `Default` is the seed's model (16,318,307 parameters).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

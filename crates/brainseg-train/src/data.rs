@@ -313,7 +313,7 @@ fn seed_item(
                     .max()
                     .unwrap_or(0)
             });
-            config.patch.targets.encode(label.view())
+            brainseg_transforms::encode_targets(config.patch.targets, label.view())
         }
     };
     config.standardization.apply(&mut image);

@@ -5,7 +5,13 @@
 //! and `curves.png` (one row/point per epoch), `best.safetensors` (best validation Dice),
 //! `checkpoint/` (last epoch: weights, optimizer state, progress) and `cache/` (decoded cases).
 pub mod data;
+pub mod model_file;
+pub mod recipe;
+pub mod run_layout;
 pub mod training;
 
 pub use data::{Batch, PatchSource, SamplingConfig};
+pub use model_file::ModelFile;
+pub use recipe::Recipe;
+pub use run_layout::RunLayout;
 pub use training::{train, EpochRecord, LossKind, TrainConfig, TrainEvent};

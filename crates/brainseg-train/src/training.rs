@@ -20,6 +20,7 @@ use std::time::Instant;
 /// The loss a model is trained with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LossKind {
     /// The seed's soft Dice loss (squared denominators).
     SoftDice,

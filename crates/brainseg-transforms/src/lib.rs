@@ -13,4 +13,4 @@ pub mod targets;
 pub use augment::{augment, AugmentConfig, Augmentation};
 pub use patch::{crop_padded3, crop_padded4, sample_patch, Patch, PatchConfig, PatchOrigin};
 pub use standardize::{standardize_slices, zscore_brain, Standardization};
-pub use targets::{one_hot_classes, region_targets, Targets, REGION_NAMES};
+pub use targets::{encode_targets, Targets};

@@ -141,7 +141,7 @@ pub fn sample_patch<R: Rng + ?Sized>(
     let label_patch = crop_padded3(label, corner, size);
     Ok(Patch {
         image: crop_padded4(image, corner, size),
-        target: config.targets.encode(label_patch.view()),
+        target: crate::encode_targets(config.targets, label_patch.view()),
         corner,
         background_fraction: background_fraction(label, corner, size),
         origin,

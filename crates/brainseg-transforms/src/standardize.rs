@@ -5,14 +5,17 @@ use ndarray::{s, Array3, Array4, Axis, Zip};
 /// How images are standardised before they reach a model. Training and inference must agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Standardization {
     /// The seed's: each patch (or inference tile), per channel and per z-slice: subtract the mean,
     /// divide by the standard deviation where it is not zero.
     #[default]
+    #[cfg_attr(feature = "clap", value(name = "notebook", alias = "seed"))]
     SeedSlices,
     /// Whole volume, per channel, over brain voxels (non-zero in any channel, as nnU-Net's non-zero
     /// mask): subtract the mean, divide by the standard deviation where it is not zero. Voxels
     /// outside the brain stay 0.
+    #[cfg_attr(feature = "clap", value(name = "zscore"))]
     ZScoreBrain,
     /// Intensities are used as they are (already normalised data, tests).
     None,

@@ -1,11 +1,10 @@
 //! The seed's labelled image: FLAIR as grey, tumour classes in colour.
+use brainseg_core::Class;
 use ndarray::{Array4, ArrayView3, Axis, Zip};
 
 use crate::font::{draw_text, text_width, GLYPH_SIZE};
 use crate::{Error, Result, RgbImage};
 
-/// Class names for legends, in MSD label order 1, 2, 3.
-pub const CLASS_NAMES: [&str; 3] = ["edema", "non-enhancing tumour", "enhancing tumour"];
 /// Class colours, in MSD label order: edema red, non-enhancing green, enhancing blue (as the seed).
 pub const CLASS_COLOURS: [[u8; 3]; 3] = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
 
@@ -66,7 +65,7 @@ pub(crate) fn colour_voxel(grey: u8, label: u8, overlay: Overlay) -> [u8; 3] {
 /// Draws a colour swatch and name per class in one line from (`x`, `y`), [`legend_width`] pixels wide.
 pub(crate) fn draw_legend(image: &mut RgbImage, x: i64, y: i64) {
     let mut left = x;
-    for (name, colour) in CLASS_NAMES.iter().zip(CLASS_COLOURS) {
+    for (name, colour) in Class::ALL.map(Class::name).iter().zip(CLASS_COLOURS) {
         image.fill_rect(left, y, GLYPH_SIZE, GLYPH_SIZE, colour);
         draw_text(
             image,
@@ -81,9 +80,9 @@ pub(crate) fn draw_legend(image: &mut RgbImage, x: i64, y: i64) {
 }
 
 pub(crate) fn legend_width() -> usize {
-    CLASS_NAMES
+    Class::ALL
         .iter()
-        .map(|name| legend_entry_width(name))
+        .map(|class| legend_entry_width(class.name()))
         .sum()
 }
 

@@ -28,7 +28,7 @@ pub use compare::prediction_comparison;
 pub use error::{Error, Result};
 pub use grid::{slice_grid, GridOptions, SliceChoice};
 pub use image::{write_atomic, RgbImage};
-pub use labelled::{labelled_volume, Overlay, CLASS_COLOURS, CLASS_NAMES};
+pub use labelled::{labelled_volume, Overlay, CLASS_COLOURS};
 pub use patch::patch_view;
 pub use plot::{training_curves, Series};
 pub use report::{HtmlReport, Section};

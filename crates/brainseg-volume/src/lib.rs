@@ -10,14 +10,16 @@ pub mod case;
 pub mod convert;
 pub mod dataset;
 pub mod error;
+pub mod msd_layout;
 pub mod nifti_io;
 pub mod orientation;
 pub mod seed_patches;
 pub mod synthetic;
 
 pub use atomic::{write_atomic, write_atomic_with};
-pub use case::{Case, LabelNumbering, CLASS_NAMES, MODALITIES};
+pub use case::{Case, LabelNumbering, MODALITIES};
 pub use dataset::{CaseRef, Dataset, ImageSource, Layout, Split};
 pub use error::{Error, Result};
+pub use msd_layout::MsdLayout;
 pub use nifti_io::{read_image, read_label, write_label, write_probabilities, Geometry, Image};
 pub use orientation::Orientation;

@@ -9,8 +9,7 @@
 //! Outside the head every channel is exactly 0, as in skull-stripped BraTS images.
 //!
 //! Shapes are drawn in millimetres, so anisotropic spacing does not distort the anatomy.
-use crate::atomic::write_atomic_with;
-use crate::case::{CLASS_NAMES, MODALITIES};
+use crate::MsdLayout;
 use crate::nifti_io::write_image;
 use crate::{write_label, Case, Error, Geometry, Result};
 use ndarray::{Array3, Array4};
@@ -116,54 +115,27 @@ pub fn write_dataset(
             "a synthetic dataset needs at least one case",
         ));
     }
-    for folder in ["imagesTr", "labelsTr"] {
-        let folder = out.join(folder);
-        std::fs::create_dir_all(&folder)
-            .map_err(|e| Error::at(&folder, format!("cannot create: {e}")))?;
-    }
+    let layout = MsdLayout::new(out);
+    layout.create_folders()?;
     let mut seeds = ChaCha8Rng::seed_from_u64(seed);
     let mut ids = Vec::with_capacity(n_cases);
-    let mut training = Vec::with_capacity(n_cases);
     for index in 1..=n_cases {
         let id = format!("synthetic_{index:03}");
         let case = generate_case(config, seeds.random(), &id);
-        let image = format!("imagesTr/{id}.nii.gz");
-        let label = format!("labelsTr/{id}.nii.gz");
-        write_image(&out.join(&image), &case.image, &case.geometry, "int16")?;
+        write_image(&layout.training_image(&id), &case.image, &case.geometry, "int16")?;
         write_label(
-            &out.join(&label),
+            &layout.training_label(&id),
             case.label.as_ref().expect("generated cases are labelled"),
             &case.geometry,
         )?;
-        training.push(
-            serde_json::json!({ "image": format!("./{image}"), "label": format!("./{label}") }),
-        );
         ids.push(id);
     }
-    let numbered = |names: &[&str]| -> serde_json::Map<String, serde_json::Value> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (i.to_string(), serde_json::Value::from(*name)))
-            .collect()
-    };
-    let mut labels = vec!["background"];
-    labels.extend(CLASS_NAMES);
-    let json = serde_json::json!({
-        "name": "BrainTumourSynthetic",
-        "description": format!("Synthetic head-like cases from brainseg (seed {seed})"),
-        "tensorImageSize": "4D",
-        "modality": numbered(&MODALITIES),
-        "labels": numbered(&labels),
-        "numTraining": n_cases,
-        "numTest": 0,
-        "training": training,
-        "test": [],
-    });
-    let text = serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n";
-    write_atomic_with(&out.join("dataset.json"), |f| {
-        std::io::Write::write_all(f, text.as_bytes())
-    })?;
+    layout.write_dataset_json(
+        "BrainTumourSynthetic",
+        &format!("Synthetic head-like cases from brainseg (seed {seed})"),
+        &ids,
+        &[],
+    )?;
     Ok(ids)
 }
 

@@ -1,0 +1,180 @@
+//! Predicted label maps against ground truth, matched by case id, scored per case and aggregated.
+use crate::labels::read_label_msd;
+use crate::layout::{case_id_of_label_file, is_nifti, PROBABILITIES_SUFFIX};
+use crate::progress::Progress;
+use crate::{Error, Result};
+use brainseg_core::{Class, LabelNumbering};
+use brainseg_metrics::{patch::SensSpec, CaseMetrics, CaseRow, Summary};
+use brainseg_volume::Dataset;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A label map and how its labels are numbered.
+pub type LabelFile = (PathBuf, LabelNumbering);
+
+/// Label files by case id: one file, a dataset (which knows its labels and their numbering) or a
+/// folder of `<case>.nii.gz`. `numbering` applies to files given directly.
+pub fn label_files(
+    path: &Path,
+    numbering: LabelNumbering,
+    what: &str,
+) -> Result<BTreeMap<String, LabelFile>> {
+    if !path.exists() {
+        return Err(Error::invalid(format!(
+            "{}: {what} path does not exist",
+            path.display()
+        )));
+    }
+    if path.is_file() {
+        return Ok(BTreeMap::from([(
+            case_id_of_label_file(path),
+            (path.to_path_buf(), numbering),
+        )]));
+    }
+    if let Ok(dataset) = Dataset::open(path) {
+        let labelled: BTreeMap<_, _> = dataset
+            .cases
+            .iter()
+            .filter_map(|c| c.label.clone().map(|l| (c.id.clone(), (l, c.numbering))))
+            .collect();
+        if !labelled.is_empty() {
+            return Ok(labelled);
+        }
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| {
+        Error::invalid(format!("{}: cannot list the folder: {e}", path.display()))
+    })?;
+    let mut files = BTreeMap::new();
+    for entry in entries {
+        let file = entry
+            .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?
+            .path();
+        if file.is_file()
+            && is_nifti(&file)
+            && !file.to_string_lossy().contains(PROBABILITIES_SUFFIX)
+        {
+            files.insert(case_id_of_label_file(&file), (file, numbering));
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: no label maps (.nii or .nii.gz) found for the {what}",
+            path.display()
+        )));
+    }
+    Ok(files)
+}
+
+/// What an evaluation found.
+pub struct Evaluation {
+    pub summary: Summary,
+    /// Ground-truth cases without a prediction.
+    pub missing: Vec<String>,
+    /// Predicted cases without ground truth (only reported when more than one pair matched).
+    pub extra: Vec<String>,
+    /// Cases that could not be scored, with why.
+    pub failed: Vec<(String, Error)>,
+}
+
+impl Evaluation {
+    /// The notebook's table: mean sensitivity and specificity per class over the cases.
+    pub fn class_sens_spec(&self) -> Vec<SensSpec> {
+        let mean = |key: String| self.summary.stats(&key).and_then(|s| s.mean);
+        Class::ALL
+            .iter()
+            .map(|c| SensSpec {
+                sensitivity: mean(format!("{}_sensitivity", c.key())),
+                specificity: mean(format!("{}_specificity", c.key())),
+            })
+            .collect()
+    }
+}
+
+/// Scores every prediction that has a ground truth of the same case id (one file against one
+/// file: whatever their names).
+pub fn evaluate(
+    predictions: &BTreeMap<String, LabelFile>,
+    truths: &BTreeMap<String, LabelFile>,
+    progress: &mut dyn Progress,
+) -> Result<Evaluation> {
+    let pairs: Vec<(String, LabelFile, LabelFile)> =
+        if predictions.len() == 1 && truths.len() == 1 {
+            let (id, p) = predictions.iter().next().expect("one");
+            let t = truths.values().next().expect("one");
+            vec![(id.clone(), p.clone(), t.clone())]
+        } else {
+            predictions
+                .iter()
+                .filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone())))
+                .collect()
+        };
+    if pairs.is_empty() {
+        return Err(Error::invalid(
+            "no predicted case matches a ground-truth case by name",
+        ));
+    }
+    let missing = truths
+        .keys()
+        .filter(|id| !predictions.contains_key(*id))
+        .cloned()
+        .collect();
+    let extra = if pairs.len() > 1 {
+        predictions
+            .keys()
+            .filter(|id| !truths.contains_key(*id))
+            .cloned()
+            .collect()
+    } else {
+        vec![]
+    };
+    let mut rows = vec![];
+    let mut failed = vec![];
+    for (done, (id, (pred_path, pred_numbering), (truth_path, truth_numbering))) in
+        pairs.iter().enumerate()
+    {
+        progress.advance("cases", done, pairs.len(), id);
+        let scored = (|| -> Result<CaseMetrics> {
+            let (pred, _) = read_label_msd(pred_path, *pred_numbering, None)?;
+            let (truth, geometry) = read_label_msd(truth_path, *truth_numbering, None)?;
+            if pred.shape() != truth.shape() {
+                return Err(Error::invalid(format!(
+                    "{}: shape {:?} differs from the ground truth's {:?} ({})",
+                    pred_path.display(),
+                    pred.shape(),
+                    truth.shape(),
+                    truth_path.display()
+                )));
+            }
+            Ok(CaseMetrics::compute(
+                pred.view(),
+                truth.view(),
+                geometry.spacing(),
+            )?)
+        })();
+        match scored {
+            Ok(metrics) => rows.push(CaseRow {
+                case: id.clone(),
+                metrics,
+            }),
+            Err(e) => {
+                progress.warn(&format!("case {id}: {e}"));
+                failed.push((id.clone(), e));
+            }
+        }
+    }
+    progress.finish("cases");
+    if rows.is_empty() {
+        let ids: Vec<_> = failed.iter().map(|(id, _)| id.as_str()).collect();
+        return Err(Error::invalid(format!(
+            "{} case(s) could not be scored: {}",
+            failed.len(),
+            ids.join(", ")
+        )));
+    }
+    Ok(Evaluation {
+        summary: Summary::new(rows),
+        missing,
+        extra,
+        failed,
+    })
+}

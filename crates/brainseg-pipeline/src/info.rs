@@ -1,0 +1,131 @@
+//! What is in a file, a case or a dataset: shapes, types, spacing, orientation, intensities and
+//! label counts.
+use crate::Result;
+use brainseg_core::{Class, MODALITIES};
+use brainseg_volume::{read_image, Dataset, Geometry, ImageSource, Layout};
+use ndarray::{Array3, ArrayView3, Axis};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Serialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+    pub spacing_mm: [f32; 3],
+    pub orientation: String,
+    pub min: f32,
+    pub max: f32,
+    pub mean_nonzero: f32,
+}
+
+#[derive(Serialize)]
+pub struct LabelCount {
+    pub label: u8,
+    pub name: String,
+    pub voxels: usize,
+}
+
+#[derive(Serialize)]
+pub struct Info {
+    pub path: String,
+    pub layout: Option<String>,
+    pub cases: Vec<String>,
+    pub volumes: Vec<VolumeInfo>,
+    /// Label voxel counts in MSD numbering (BraTS labels are mapped 1->2, 2->1, 4->3 on load).
+    pub labels: Vec<LabelCount>,
+}
+
+fn volume_info(name: &str, data: ArrayView3<f32>, geometry: &Geometry, dtype: &str) -> VolumeInfo {
+    let (mut min, mut max, mut sum, mut n) = (f32::INFINITY, f32::NEG_INFINITY, 0f64, 0usize);
+    for &v in data.iter() {
+        min = min.min(v);
+        max = max.max(v);
+        if v != 0.0 {
+            sum += v as f64;
+            n += 1;
+        }
+    }
+    VolumeInfo {
+        name: name.to_string(),
+        shape: data.shape().to_vec(),
+        dtype: dtype.to_string(),
+        spacing_mm: geometry.spacing(),
+        orientation: geometry.source_code(),
+        min,
+        max,
+        mean_nonzero: if n > 0 { (sum / n as f64) as f32 } else { 0.0 },
+    }
+}
+
+fn label_counts(label: &Array3<u8>) -> Vec<LabelCount> {
+    let mut counts = [0usize; 4];
+    for &v in label.iter() {
+        counts[v as usize] += 1;
+    }
+    (0..4u8)
+        .map(|l| LabelCount {
+            label: l,
+            name: Class::from_msd(l).map_or("background", Class::name).into(),
+            voxels: counts[l as usize],
+        })
+        .collect()
+}
+
+fn layout_name(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Msd => "MSD (dataset.json, 4-D images)",
+        Layout::Brats => "BraTS (a folder per case)",
+    }
+}
+
+fn read_dtype(path: &Path) -> String {
+    brainseg_volume::nifti_io::read_header(path)
+        .map(|h| brainseg_volume::nifti_io::dtype_name(&h))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Describes `path`: every channel of a single NIfTI file; a case's four modalities and labels;
+/// a dataset's case ids.
+pub fn describe(path: &Path) -> Result<Info> {
+    let mut info = Info {
+        path: path.display().to_string(),
+        layout: None,
+        cases: vec![],
+        volumes: vec![],
+        labels: vec![],
+    };
+    if path.is_file() && path.extension().is_some() && !path.ends_with("dataset.json") {
+        let image = read_image(path)?;
+        let channels = image.data.shape()[0];
+        for c in 0..channels {
+            let name = if channels == 1 {
+                "volume".to_string()
+            } else {
+                format!("channel {c}")
+            };
+            let data = image.data.index_axis(Axis(0), c);
+            info.volumes
+                .push(volume_info(&name, data, &image.geometry, &image.source_dtype));
+        }
+        return Ok(info);
+    }
+    let dataset = Dataset::open(path)?;
+    info.layout = Some(layout_name(dataset.layout).to_string());
+    info.cases = dataset.cases.iter().map(|c| c.id.clone()).collect();
+    if let [case_ref] = dataset.cases.as_slice() {
+        let case = case_ref.load()?;
+        let dtype = match &case_ref.image {
+            ImageSource::FourD(p) | ImageSource::PerModality([p, ..]) => read_dtype(p),
+        };
+        for (c, name) in MODALITIES.iter().enumerate() {
+            let data = case.image.index_axis(Axis(0), c);
+            info.volumes
+                .push(volume_info(name, data, &case.geometry, &dtype));
+        }
+        if let Some(label) = &case.label {
+            info.labels = label_counts(label);
+        }
+    }
+    Ok(info)
+}
