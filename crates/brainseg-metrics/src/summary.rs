@@ -294,7 +294,7 @@ fn metric_values(metrics: &CaseMetrics) -> [Option<f64>; 15] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClassMetrics, RegionMetrics};
+    use crate::{ClassMetrics, HausdorffConvention, RegionMetrics};
 
     fn class(
         dice: Option<f64>,
@@ -325,6 +325,7 @@ mod tests {
                     whole_tumour: region(0.8, wt_hd95),
                     tumour_core: region(1.0, 0.0),
                     enhancing_tumour: region(0.0, 373.12866),
+                    hd95_convention: HausdorffConvention::DirectedMax,
                 },
             };
         Summary::new(vec![
