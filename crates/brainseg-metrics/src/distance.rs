@@ -3,7 +3,9 @@
 //! and its 95th percentile (HD95) under either of the two conventions in use ([`HausdorffConvention`]):
 //!
 //! - [`HausdorffConvention::DirectedMax`] (the default): the larger of the two directed 95th percentiles, as
-//!   MONAI's `HausdorffDistanceMetric(percentile=95)` computes it and the BraTS evaluation toolkits report it;
+//!   MONAI's `HausdorffDistanceMetric(percentile=95)` computes it and the BraTS evaluation toolkits report it
+//!   (some of those define surfaces or percentiles differently, e.g. weighting by surface area, so values can
+//!   differ slightly from theirs; this crate matches MONAI's definition);
 //! - [`HausdorffConvention::Pooled`]: the 95th percentile of both directed distance sets pooled into one, MedPy's
 //!   `hd95`.
 //!
