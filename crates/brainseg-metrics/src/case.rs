@@ -1,9 +1,10 @@
 //! Whole-case metrics from two label maps in MSD numbering: per-class Dice, sensitivity and specificity, and per
-//! BraTS region Dice and HD95 with nnU-Net's BraTS convention for empty regions.
+//! BraTS region Dice and HD95 with nnU-Net's BraTS convention for empty regions. HD95 follows a
+//! [`HausdorffConvention`], BraTS/MONAI's directed maximum unless chosen otherwise, and each case records which.
 use ndarray::{ArrayView3, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::distance::hd95;
+use crate::distance::{hd95_with, HausdorffConvention};
 use crate::patch::Counts;
 use crate::{Error, Result};
 
@@ -22,11 +23,12 @@ pub struct ClassMetrics {
     pub specificity: Option<f64>,
 }
 
-/// Metrics of one BraTS region. Both empty: Dice 1, HD95 0; one empty: Dice 0, HD95 [`HD95_ONE_EMPTY_MM`].
+/// Metrics of one BraTS region. Both prediction and ground truth empty: Dice 1, HD95 0; exactly one empty: Dice 0,
+/// HD95 [`HD95_ONE_EMPTY_MM`]; the same under either [`HausdorffConvention`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RegionMetrics {
     pub dice: f64,
-    /// 95th percentile of symmetric surface distances, millimetres.
+    /// 95th percentile surface distance in millimetres, in the case's [`CaseMetrics::hd95_convention`].
     pub hd95: f64,
 }
 
@@ -39,15 +41,36 @@ pub struct CaseMetrics {
     pub whole_tumour: RegionMetrics,
     pub tumour_core: RegionMetrics,
     pub enhancing_tumour: RegionMetrics,
+    /// How the three regions' HD95 were computed. Serialised as `"hd95_convention": "directed_max"` or
+    /// `"pooled"`; JSON written before this field existed reads back as [`HausdorffConvention::Pooled`], which
+    /// is what was computed then.
+    #[serde(default = "hd95_convention_before_it_was_recorded")]
+    pub hd95_convention: HausdorffConvention,
+}
+
+/// The convention of metrics saved before the convention was recorded: they pooled both directed sets.
+pub(crate) fn hd95_convention_before_it_was_recorded() -> HausdorffConvention {
+    HausdorffConvention::Pooled
 }
 
 impl CaseMetrics {
     /// Scores `prediction` against `truth`, both `(X, Y, Z)` MSD label maps (0..=3) of one shape, with voxel
-    /// sizes `spacing` in millimetres.
+    /// sizes `spacing` in millimetres; HD95 in the default convention, [`HausdorffConvention::DirectedMax`]
+    /// (BraTS, MONAI).
     pub fn compute(
         prediction: ArrayView3<u8>,
         truth: ArrayView3<u8>,
         spacing: [f32; 3],
+    ) -> Result<Self> {
+        Self::compute_with(prediction, truth, spacing, HausdorffConvention::default())
+    }
+
+    /// [`CaseMetrics::compute`] with HD95 in the given convention.
+    pub fn compute_with(
+        prediction: ArrayView3<u8>,
+        truth: ArrayView3<u8>,
+        spacing: [f32; 3],
+        hd95_convention: HausdorffConvention,
     ) -> Result<Self> {
         Error::check_shapes(prediction.shape(), truth.shape())?;
         check_labels("prediction", prediction)?;
@@ -69,7 +92,7 @@ impl CaseMetrics {
         });
         let [whole_tumour, tumour_core, enhancing_tumour] = Region::ALL.map(|region| {
             let counts = confusion.counts(|label| region.contains(label));
-            RegionMetrics::compute(prediction, truth, region, counts, spacing)
+            RegionMetrics::compute(prediction, truth, region, counts, spacing, hd95_convention)
         });
         Ok(CaseMetrics {
             edema,
@@ -78,6 +101,7 @@ impl CaseMetrics {
             whole_tumour,
             tumour_core,
             enhancing_tumour,
+            hd95_convention,
         })
     }
 
@@ -104,6 +128,7 @@ impl RegionMetrics {
         region: Region,
         counts: Counts,
         spacing: [f32; 3],
+        convention: HausdorffConvention,
     ) -> Self {
         let Some(dice) = counts.dice() else {
             return RegionMetrics {
@@ -115,7 +140,8 @@ impl RegionMetrics {
         let actual = truth.mapv(|label| region.contains(label));
         RegionMetrics {
             dice,
-            hd95: hd95(predicted.view(), actual.view(), spacing).unwrap_or(HD95_ONE_EMPTY_MM),
+            hd95: hd95_with(predicted.view(), actual.view(), spacing, convention)
+                .unwrap_or(HD95_ONE_EMPTY_MM),
         }
     }
 }
@@ -214,8 +240,9 @@ mod tests {
         let metrics =
             CaseMetrics::compute(prediction.view(), truth.view(), [1.0, 1.0, 2.0]).unwrap();
         // WT: 5 predicted voxels all inside the 9 true ones. Every voxel is on a surface; the only non-zero
-        // distances are the 4 true voxels at z = 1, 2 mm above the prediction: 10 zeros then 4 twos, and the
-        // 95th percentile (rank 12.35 of 13) falls among the twos.
+        // distances are the 4 true voxels at z = 1, 2 mm above the prediction. Directed (the default): prediction
+        // -> truth is five 0s; truth -> prediction is five 0s then four 2s, rank 0.95 * 8 = 7.6 among the twos: 2.
+        // (Pooled, 10 zeros then 4 twos, rank 12.35, would give 2 as well.)
         assert_eq!(metrics.whole_tumour.dice, 10.0 / 14.0);
         assert!(
             (metrics.whole_tumour.hd95 - 2.0).abs() < 1e-12,
@@ -268,7 +295,84 @@ mod tests {
             json.contains(r#""edema":{"dice":null,"sensitivity":null,"specificity":1.0}"#),
             "{json}"
         );
+        assert!(
+            json.ends_with(r#""hd95_convention":"directed_max"}"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<CaseMetrics>(&json).unwrap(), metrics);
+        // Empty regions score the same in the pooled convention.
+        let pooled = CaseMetrics::compute_with(
+            empty.view(),
+            empty.view(),
+            [1.0; 3],
+            HausdorffConvention::Pooled,
+        )
+        .unwrap();
+        assert_eq!(pooled.regions(), metrics.regions());
+        assert_eq!(pooled.hd95_convention, HausdorffConvention::Pooled);
+    }
+
+    #[test]
+    fn hd95_follows_the_chosen_convention_and_defaults_to_directed_max() {
+        // WT truth: label 1 on x = 0..10 of a 20 x 1 x 1 map; the prediction adds label 1 at x = 19. TC and ET are
+        // empty in both. Every voxel is surface (y, z of length 1); 1 mm voxels.
+        let mut truth = Array3::<u8>::zeros((20, 1, 1));
+        truth.slice_mut(s![0..10, .., ..]).fill(1);
+        let mut prediction = truth.clone();
+        prediction[(19, 0, 0)] = 1;
+        // prediction -> truth: ten 0s and 19 - 9 = 10; truth -> prediction: ten 0s.
+        // Directed max: the prediction's 11 distances at rank 0.95 * 10 = 9.5, halfway from 0 to 10: 5.
+        // Pooled: twenty 0s and one 10 at rank 0.95 * 20 = 19: 0.
+        let default = CaseMetrics::compute(prediction.view(), truth.view(), [1.0; 3]).unwrap();
+        let directed = CaseMetrics::compute_with(
+            prediction.view(),
+            truth.view(),
+            [1.0; 3],
+            HausdorffConvention::DirectedMax,
+        )
+        .unwrap();
+        let pooled = CaseMetrics::compute_with(
+            prediction.view(),
+            truth.view(),
+            [1.0; 3],
+            HausdorffConvention::Pooled,
+        )
+        .unwrap();
+        assert_eq!(default, directed);
+        assert_eq!(directed.hd95_convention, HausdorffConvention::DirectedMax);
+        // Dice 2 * 10 / (11 + 10) either way.
+        assert_eq!(
+            directed.whole_tumour,
+            RegionMetrics {
+                dice: 20.0 / 21.0,
+                hd95: 5.0
+            }
+        );
+        assert_eq!(
+            pooled.whole_tumour,
+            RegionMetrics {
+                dice: 20.0 / 21.0,
+                hd95: 0.0
+            }
+        );
+        assert_eq!(pooled.hd95_convention, HausdorffConvention::Pooled);
+        assert_eq!(directed.tumour_core, pooled.tumour_core);
+    }
+
+    #[test]
+    fn json_saved_before_the_convention_was_recorded_reads_as_pooled() {
+        let (prediction, truth) = fixture();
+        let metrics = CaseMetrics::compute_with(
+            prediction.view(),
+            truth.view(),
+            [1.0; 3],
+            HausdorffConvention::Pooled,
+        )
+        .unwrap();
+        let json = serde_json::to_string(&metrics).unwrap();
+        let old = json.replace(r#","hd95_convention":"pooled""#, "");
+        assert_ne!(old, json);
+        assert_eq!(serde_json::from_str::<CaseMetrics>(&old).unwrap(), metrics);
     }
 
     #[test]

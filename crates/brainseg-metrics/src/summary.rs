@@ -1,10 +1,13 @@
 //! Aggregates over cases (mean, median, standard deviation per metric, undefined values left out and counted)
-//! and their renderings: an aligned text table, CSV, JSON, and the seed's sensitivity/specificity table.
+//! and their renderings: an aligned text table, CSV, JSON, and the seed's sensitivity/specificity table. Every
+//! rendering says which HD95 convention its `hd95` values follow ([`Summary::hd95_convention`]).
 use serde::{Deserialize, Serialize};
 
-use crate::{CaseMetrics, Class, Region, SensSpec};
+use crate::case::hd95_convention_before_it_was_recorded;
+use crate::{CaseMetrics, Class, Error, HausdorffConvention, Region, Result, SensSpec};
 
-/// Metric keys (CSV columns, [`MetricStats::metric`]), in table order.
+/// Metric keys (CSV columns, [`MetricStats::metric`]), in table order. The `*_hd95` values follow the summary's
+/// [`Summary::hd95_convention`], which the CSV writes in a last column, `hd95_convention`.
 pub const METRIC_KEYS: [&str; 15] = [
     "edema_dice",
     "edema_sensitivity",
@@ -47,13 +50,40 @@ pub struct MetricStats {
 /// Every case's metrics and their aggregates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The HD95 convention of every case, so of the `*_hd95` statistics. Serialised as
+    /// `"hd95_convention": "directed_max"` or `"pooled"`; a summary saved before this field existed reads back as
+    /// [`HausdorffConvention::Pooled`], which is what was computed then.
+    #[serde(default = "hd95_convention_before_it_was_recorded")]
+    pub hd95_convention: HausdorffConvention,
     pub cases: Vec<CaseRow>,
     /// One entry per [`METRIC_KEYS`] entry, in that order.
     pub metrics: Vec<MetricStats>,
 }
 
 impl Summary {
+    /// Aggregates `cases`, which must share one HD95 convention (the default one with no cases).
+    ///
+    /// Panics when the cases mix conventions; [`Summary::try_new`] returns an error instead.
     pub fn new(cases: Vec<CaseRow>) -> Self {
+        Self::try_new(cases).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// [`Summary::new`], with an error when the cases mix HD95 conventions (their statistics would mean nothing).
+    pub fn try_new(cases: Vec<CaseRow>) -> Result<Self> {
+        let hd95_convention = cases
+            .first()
+            .map_or_else(HausdorffConvention::default, |row| {
+                row.metrics.hd95_convention
+            });
+        if let Some(other) = cases
+            .iter()
+            .find(|row| row.metrics.hd95_convention != hd95_convention)
+        {
+            return Err(Error::new(format!(
+                "case {} has HD95 in the {} convention, case {} in the {} one; a summary needs one",
+                cases[0].case, hd95_convention, other.case, other.metrics.hd95_convention
+            )));
+        }
         let per_case: Vec<[Option<f64>; 15]> = cases
             .iter()
             .map(|row| metric_values(&row.metrics))
@@ -67,7 +97,11 @@ impl Summary {
                 MetricStats::of(key, &values)
             })
             .collect();
-        Summary { cases, metrics }
+        Ok(Summary {
+            hd95_convention,
+            cases,
+            metrics,
+        })
     }
 
     /// The statistics of one metric by its key (see [`METRIC_KEYS`]).
@@ -75,7 +109,8 @@ impl Summary {
         self.metrics.iter().find(|stats| stats.metric == metric)
     }
 
-    /// An aligned plain-text table: one row per case, then mean, median, std and the count of undefined values.
+    /// An aligned plain-text table: one row per case, then mean, median, std and the count of undefined values,
+    /// then a line saying which HD95 it is (e.g. "HD95 (BraTS/MONAI, max of directed 95th percentiles), mm").
     /// Undefined values show as "-"; Dice, sensitivity and specificity with 4 decimals, HD95 in mm with 2.
     pub fn to_text(&self) -> String {
         let name_width = self
@@ -134,20 +169,27 @@ impl Summary {
             .map(|stats| stats.undefined.to_string())
             .collect();
         lines.push(table_row("undefined", name_width, &counts));
+        lines.push(format!("{}, mm", self.hd95_convention.description()));
         lines.join("\n") + "\n"
     }
 
     /// CSV with a header, one row per case, then rows named mean, median, std and undefined (a count).
-    /// Undefined values are empty fields; numbers keep full precision.
+    /// Undefined values are empty fields; numbers keep full precision. A last column, `hd95_convention`, holds the
+    /// convention's name (`directed_max` or `pooled`) on every row.
     pub fn to_csv(&self) -> String {
-        let mut out = format!("case,{}\n", METRIC_KEYS.join(","));
+        let convention = self.hd95_convention.name();
+        let mut out = format!("case,{},hd95_convention\n", METRIC_KEYS.join(","));
         let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
         for row in &self.cases {
             let cells: Vec<String> = metric_values(&row.metrics)
                 .iter()
                 .map(|&v| number(v))
                 .collect();
-            out += &format!("{},{}\n", csv_field(&row.case), cells.join(","));
+            out += &format!(
+                "{},{},{convention}\n",
+                csv_field(&row.case),
+                cells.join(",")
+            );
         }
         for (label, statistic) in STATISTICS {
             let cells: Vec<String> = self
@@ -155,14 +197,14 @@ impl Summary {
                 .iter()
                 .map(|stats| number(statistic(stats)))
                 .collect();
-            out += &format!("{label},{}\n", cells.join(","));
+            out += &format!("{label},{},{convention}\n", cells.join(","));
         }
         let counts: Vec<String> = self
             .metrics
             .iter()
             .map(|stats| stats.undefined.to_string())
             .collect();
-        out + &format!("undefined,{}\n", counts.join(","))
+        out + &format!("undefined,{},{convention}\n", counts.join(","))
     }
 
     /// Pretty-printed JSON of the whole summary (undefined values are `null`).
@@ -294,7 +336,7 @@ fn metric_values(metrics: &CaseMetrics) -> [Option<f64>; 15] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClassMetrics, RegionMetrics};
+    use crate::{ClassMetrics, HausdorffConvention, RegionMetrics};
 
     fn class(
         dice: Option<f64>,
@@ -325,6 +367,7 @@ mod tests {
                     whole_tumour: region(0.8, wt_hd95),
                     tumour_core: region(1.0, 0.0),
                     enhancing_tumour: region(0.0, 373.12866),
+                    hd95_convention: HausdorffConvention::DirectedMax,
                 },
             };
         Summary::new(vec![
@@ -367,10 +410,15 @@ mod tests {
     fn text_table_is_aligned_and_names_everything() {
         let text = summary().to_text();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2 + 1 + 3 + 1 + 4);
+        assert_eq!(lines.len(), 2 + 1 + 3 + 1 + 4 + 1);
+        let (note, table) = lines.split_last().unwrap();
         assert!(
-            lines[1..].iter().all(|line| line.len() == lines[1].len()),
+            table[1..].iter().all(|line| line.len() == table[1].len()),
             "{text}"
+        );
+        assert_eq!(
+            *note,
+            "HD95 (BraTS/MONAI, max of directed 95th percentiles), mm"
         );
         for name in [
             "edema",
@@ -392,7 +440,7 @@ mod tests {
         let cells: Vec<&str> = second.split_whitespace().filter(|c| *c != "|").collect();
         assert_eq!(&cells[1..4], ["0.7000", "-", "1.0000"]);
         assert_eq!(&cells[10..12], ["0.8000", "4.00"]);
-        let undefined = lines.last().unwrap();
+        let undefined = table.last().unwrap();
         let counts: Vec<&str> = undefined.split_whitespace().filter(|c| *c != "|").collect();
         assert_eq!(
             &counts[1..10],
@@ -405,10 +453,13 @@ mod tests {
         let csv = summary().to_csv();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 1 + 3 + 4);
-        assert_eq!(lines[0], format!("case,{}", METRIC_KEYS.join(",")));
+        assert_eq!(
+            lines[0],
+            format!("case,{},hd95_convention", METRIC_KEYS.join(","))
+        );
         assert_eq!(
             lines[2],
-            "BRATS_002,0.7,,1,0.25,0.5,0.75,,,1,0.8,4,1,0,0,373.12866"
+            "BRATS_002,0.7,,1,0.25,0.5,0.75,,,1,0.8,4,1,0,0,373.12866,directed_max"
         );
         assert!(
             lines[3].starts_with("\"BRATS,003\",0.9,0.8,"),
@@ -416,7 +467,15 @@ mod tests {
             lines[3]
         );
         assert!(lines[5].starts_with("median,0.7,0.7,1,"), "{}", lines[5]);
-        assert_eq!(lines[7], "undefined,0,1,0,0,0,0,3,3,0,0,0,0,0,0,0");
+        assert_eq!(
+            lines[7],
+            "undefined,0,1,0,0,0,0,3,3,0,0,0,0,0,0,0,directed_max"
+        );
+        assert!(
+            lines.iter().all(|line| line.split(',').count() == 17
+                || line.starts_with('"') && line.split(',').count() == 18),
+            "a convention on every row:\n{csv}"
+        );
     }
 
     #[test]
@@ -424,7 +483,62 @@ mod tests {
         let summary = summary();
         let json = summary.to_json();
         assert!(json.contains("\"metric\": \"wt_hd95\""));
+        assert!(
+            json.starts_with("{\n  \"hd95_convention\": \"directed_max\","),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Summary>(&json).unwrap(), summary);
+    }
+
+    /// The fixture's cases with HD95 relabelled as pooled.
+    fn pooled(mut rows: Vec<CaseRow>) -> Vec<CaseRow> {
+        for row in &mut rows {
+            row.metrics.hd95_convention = HausdorffConvention::Pooled;
+        }
+        rows
+    }
+
+    #[test]
+    fn the_convention_comes_from_the_cases_and_shows_everywhere() {
+        assert_eq!(
+            Summary::new(vec![]).hd95_convention,
+            HausdorffConvention::DirectedMax
+        );
+        let summary = Summary::new(pooled(summary().cases));
+        assert_eq!(summary.hd95_convention, HausdorffConvention::Pooled);
+        assert!(summary.to_text().ends_with("\nHD95 (MedPy, pooled), mm\n"));
+        assert!(summary
+            .to_csv()
+            .lines()
+            .all(|line| line.ends_with(",pooled") || line.ends_with(",hd95_convention")));
+        assert!(summary
+            .to_json()
+            .contains("\"hd95_convention\": \"pooled\""));
+    }
+
+    #[test]
+    fn cases_of_mixed_conventions_do_not_make_a_summary() {
+        let mut cases = summary().cases;
+        cases[2].metrics.hd95_convention = HausdorffConvention::Pooled;
+        let error = Summary::try_new(cases.clone()).unwrap_err();
+        assert_eq!(
+            error.problem,
+            "case BRATS_001 has HD95 in the directed_max convention, case BRATS,003 in the pooled one; \
+             a summary needs one"
+        );
+        let panic = std::panic::catch_unwind(|| Summary::new(cases)).unwrap_err();
+        assert_eq!(panic.downcast_ref::<String>(), Some(&error.problem));
+    }
+
+    #[test]
+    fn a_summary_saved_before_the_convention_was_recorded_reads_as_pooled() {
+        let summary = Summary::new(pooled(summary().cases));
+        let json = serde_json::to_string(&summary).unwrap();
+        let old = json
+            .replace(r#""hd95_convention":"pooled","#, "")
+            .replace(r#","hd95_convention":"pooled""#, "");
+        assert!(!old.contains("hd95_convention"), "{old}");
+        assert_eq!(serde_json::from_str::<Summary>(&old).unwrap(), summary);
     }
 
     #[test]
