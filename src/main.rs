@@ -20,10 +20,27 @@ fn main() {
         // SAFETY: sets an option value; mimalloc reads options at each purge decision.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
+    remove_temp_files_on_interrupt();
     let args = cli::Cli::parse();
     if let Err(error) = cli::run(args) {
         // One line: the context chain joined by ": ", naming the file and the problem.
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove the temporary files being written (outputs appear only
+/// when complete, so nothing partial is left), then exit 128 + the signal, as shells report it.
+fn remove_temp_files_on_interrupt() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            brainseg_volume::remove_temp_files_in_flight();
+            eprintln!("interrupted: no partial output left");
+            std::process::exit(128 + signal);
+        }
+    });
 }

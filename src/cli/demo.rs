@@ -63,11 +63,12 @@ pub fn run(args: Args) -> Result<()> {
     drop(progress);
     println!();
     println!("held-out case {}:", outcome.heldout);
-    println!("{:<22} {:>8} {:>10}", "region", "Dice", "HD95 (mm)");
+    println!("{:<22} {:>8} {:>10}", "region", "Dice", "HD95 (mm)*");
     for (region, metrics) in Region::ALL.iter().zip(outcome.metrics.regions()) {
         let name = format!("{} ({})", region.abbreviation(), region.name());
         println!("{name:<22} {:>8.3} {:>10.2}", metrics.dice, metrics.hd95);
     }
+    println!("* {}", outcome.metrics.hd95_convention.description());
     println!();
     println!("data:        {}", outcome.data.display());
     println!(

@@ -2,7 +2,7 @@
 use super::progress::Reporter;
 use anyhow::{bail, Result};
 use brainseg_core::LabelNumbering;
-use brainseg_metrics::sens_spec_table;
+use brainseg_metrics::{sens_spec_table, HausdorffConvention};
 use brainseg_pipeline::evaluate::{evaluate, label_files};
 use brainseg_visualize::write_atomic;
 use std::path::PathBuf;
@@ -21,6 +21,10 @@ pub struct Args {
     /// Label numbering of ground-truth files given directly (datasets say their own numbering).
     #[arg(long, value_enum, default_value_t = LabelNumbering::Msd)]
     pub truth_labels: LabelNumbering,
+    /// HD95 convention: directed_max (the larger of the two directed 95th percentiles, as the BraTS
+    /// challenges and MONAI compute it) or pooled (both distance sets pooled, as MedPy's hd95).
+    #[arg(long, default_value_t = HausdorffConvention::default())]
+    pub hd95: HausdorffConvention,
     /// Write per-case rows and aggregates as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -33,7 +37,7 @@ pub fn run(args: Args) -> Result<()> {
     let predictions = label_files(&args.input, args.pred_labels, "prediction")?;
     let truths = label_files(&args.truth, args.truth_labels, "ground truth")?;
     let mut progress = Reporter::new();
-    let evaluation = evaluate(&predictions, &truths, &mut progress)?;
+    let evaluation = evaluate(&predictions, &truths, args.hd95, &mut progress)?;
     drop(progress);
     println!("{}", evaluation.summary.to_text());
     println!("{}", sens_spec_table(&evaluation.class_sens_spec()));

@@ -4,7 +4,7 @@ use crate::layout::{case_id_of_label_file, is_nifti, PROBABILITIES_SUFFIX};
 use crate::progress::Progress;
 use crate::{Error, Result};
 use brainseg_core::{Class, LabelNumbering};
-use brainseg_metrics::{patch::SensSpec, CaseMetrics, CaseRow, Summary};
+use brainseg_metrics::{patch::SensSpec, CaseMetrics, CaseRow, HausdorffConvention, Summary};
 use brainseg_volume::Dataset;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +95,7 @@ impl Evaluation {
 pub fn evaluate(
     predictions: &BTreeMap<String, LabelFile>,
     truths: &BTreeMap<String, LabelFile>,
+    hd95: HausdorffConvention,
     progress: &mut dyn Progress,
 ) -> Result<Evaluation> {
     let pairs: Vec<(String, LabelFile, LabelFile)> =
@@ -145,10 +146,11 @@ pub fn evaluate(
                     truth_path.display()
                 )));
             }
-            Ok(CaseMetrics::compute(
+            Ok(CaseMetrics::compute_with(
                 pred.view(),
                 truth.view(),
                 geometry.spacing(),
+                hd95,
             )?)
         })();
         match scored {

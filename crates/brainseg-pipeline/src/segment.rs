@@ -8,12 +8,13 @@ use brainseg_infer::{decode_labels, predict_probabilities, remove_small_componen
 use brainseg_model::Device;
 use brainseg_volume::{write_label, write_probabilities, Case, Dataset};
 use ndarray::{Array3, Array4};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// How probabilities become labels.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelOptions {
     /// A voxel belongs to a class (or region) when its probability is above this.
     pub threshold: f32,
@@ -117,6 +118,7 @@ pub fn predict_dataset(
     std::fs::create_dir_all(out.path()).map_err(|e| {
         brainseg_volume::Error::at(out.path(), format!("cannot create the output folder: {e}"))
     })?;
+    let mut provenance = Provenance::start(out, model, options)?;
     let mut outcome = PredictOutcome::default();
     let total = dataset.cases.len();
     for (index, case_ref) in dataset.cases.iter().enumerate() {
@@ -149,7 +151,11 @@ pub fn predict_dataset(
             })
         })();
         match result {
-            Ok(case) => outcome.written.push(case),
+            Ok(case) => {
+                provenance.cases.insert(case.case.clone(), case.seconds);
+                provenance.write(out)?;
+                outcome.written.push(case)
+            }
             Err(error) => {
                 progress.warn(&format!("case {}: {error}", case_ref.id));
                 outcome.failed.push((case_ref.id.clone(), error));
@@ -159,4 +165,73 @@ pub fn predict_dataset(
     }
     progress.finish("cases");
     Ok(outcome)
+}
+
+/// What made the predictions in a folder (`predictions.json`), so a label map says where it came
+/// from and a second run with another model or other options cannot mix into the same folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    pub brainseg_version: String,
+    /// The model file's path, or the bundled model.
+    pub model: String,
+    /// FNV-1a 64 of the model file's bytes.
+    pub model_fingerprint: String,
+    /// Label numbering of the written maps.
+    pub numbering: LabelNumbering,
+    pub inference: InferenceConfig,
+    pub labels: LabelOptions,
+    pub probabilities: bool,
+    /// Seconds each case took, by case id.
+    pub cases: BTreeMap<String, f64>,
+}
+
+impl Provenance {
+    /// Reads a folder's record, if it has one.
+    pub fn read(out: &PredictionLayout) -> Result<Option<Provenance>> {
+        let path = out.provenance();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::invalid(format!("{}: not a brainseg prediction record: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(brainseg_volume::Error::at(&path, format!("cannot read: {e}")).into()),
+        }
+    }
+
+    /// The record for this run, continuing the folder's own when the model and options are the
+    /// same; refuses a folder that holds predictions made otherwise.
+    fn start(out: &PredictionLayout, model: &LoadedModel, options: &PredictOptions) -> Result<Provenance> {
+        let mut record = Provenance {
+            brainseg_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: model.name.clone(),
+            model_fingerprint: model.fingerprint.clone(),
+            numbering: options.numbering,
+            inference: options.inference.clone(),
+            labels: options.labels.clone(),
+            probabilities: options.probabilities,
+            cases: BTreeMap::new(),
+        };
+        if let Some(existing) = Provenance::read(out)? {
+            let same = existing.model_fingerprint == record.model_fingerprint
+                && existing.numbering == record.numbering
+                && existing.inference == record.inference
+                && existing.labels == record.labels;
+            if !same {
+                return Err(Error::invalid(format!(
+                    "{}: holds predictions made with another model or other options ({}, model {}); \
+                     choose another output folder",
+                    out.path().display(),
+                    out.provenance().display(),
+                    existing.model
+                )));
+            }
+            record.cases = existing.cases;
+        }
+        Ok(record)
+    }
+
+    fn write(&self, out: &PredictionLayout) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("the record serialises") + "\n";
+        Ok(brainseg_volume::write_atomic(out.provenance(), json.as_bytes())?)
+    }
 }

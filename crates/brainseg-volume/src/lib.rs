@@ -16,7 +16,7 @@ pub mod orientation;
 pub mod seed_patches;
 pub mod synthetic;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use atomic::{remove_temp_files_in_flight, write_atomic, write_atomic_with};
 pub use case::{Case, LabelNumbering, MODALITIES};
 pub use dataset::{CaseRef, Dataset, ImageSource, Layout, Split};
 pub use error::{Error, Result};
