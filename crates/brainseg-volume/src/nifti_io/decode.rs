@@ -2,7 +2,10 @@
 //! thread converts them (see [`VolumeReader::read_into`]), and the memory tricks that keep a
 //! whole-image read fast (huge pages, pre-faulted buffers).
 use super::geometry::{header_affine, Geometry};
-use super::header::{parse_header, scaling, volume_dims, DataType, GZIP_MAGIC, HEADER_BYTES};
+use super::header::{
+    check_data_fits, describe, parse_header, scaling, volume_dims, DataType, GZIP_MAGIC,
+    HEADER_BYTES,
+};
 use super::transpose::{VolumeDecoder, VolumeMap, TILE};
 use crate::{Error, Orientation, Result};
 use flate2::bufread::MultiGzDecoder;
@@ -21,6 +24,8 @@ pub(super) struct VolumeReader {
     /// Spatial shape in source order.
     pub(super) shape: [usize; 3],
     pub(super) channels: usize,
+    /// Bytes of voxel data the header promises (checked against the file on open).
+    data_bytes: usize,
     pub(super) stream: Box<dyn Read + Send>,
     /// Whether `stream` inflates gzip (its errors then speak of gzip).
     pub(super) gzip: bool,
@@ -32,6 +37,7 @@ impl VolumeReader {
             std::io::ErrorKind::NotFound => Error::at(path, "no such file"),
             _ => Error::at(path, format!("cannot read: {e}")),
         })?;
+        let file_bytes = file.len() as u64;
         let gzip = file.starts_with(&GZIP_MAGIC);
         let mut stream: Box<dyn Read + Send> = if gzip {
             Box::new(MultiGzDecoder::new(std::io::Cursor::new(file)))
@@ -74,25 +80,25 @@ impl VolumeReader {
                 ),
             ));
         }
-        let reader = VolumeReader {
+        let data_bytes = check_data_fits(
+            path,
+            shape,
+            channels,
+            dtype,
+            header.vox_offset as u64,
+            file_bytes,
+            gzip,
+        )?;
+        Ok(VolumeReader {
             path: path.to_path_buf(),
             header,
             dtype,
             shape,
             channels,
+            data_bytes,
             stream,
             gzip,
-        };
-        if reader.data_bytes().is_none() {
-            return Err(Error::at(
-                path,
-                format!(
-                    "impossible dims: {} voxels do not fit in memory",
-                    reader.describe()
-                ),
-            ));
-        }
-        Ok(reader)
+        })
     }
 
     pub(super) fn geometry(&self) -> Geometry {
@@ -103,15 +109,8 @@ impl VolumeReader {
         }
     }
 
-    fn data_bytes(&self) -> Option<usize> {
-        self.shape
-            .iter()
-            .try_fold(self.channels * self.dtype.size(), |n, &d| n.checked_mul(d))
-    }
-
     fn describe(&self) -> String {
-        let [x, y, z] = self.shape;
-        format!("{x}x{y}x{z}x{} {}", self.channels, self.dtype.name())
+        describe(self.shape, self.channels, self.dtype)
     }
 
     /// Inflate and convert every voxel into canonical `out` `(C, X, Y, Z)` (standard layout).
@@ -187,8 +186,10 @@ impl VolumeReader {
             scope.spawn(|| {
                 // Idle until the first slab is inflated: use the time for page faults, which would
                 // otherwise land on whoever converts (the last slab is converted by both threads).
-                let spare = new_buffer(slab_bytes);
-                let _ = empty_tx.send(touch_pages(spare));
+                // Without memory for a spare, the two threads share one buffer.
+                if let Some(spare) = new_buffer(slab_bytes) {
+                    let _ = empty_tx.send(touch_pages(spare));
+                }
                 for part in &parts {
                     let mut part = part.lock().expect("converting does not panic");
                     // Zeros only where nothing is converted yet: this thread may be late.
@@ -209,7 +210,8 @@ impl VolumeReader {
                     }
                     if !allocated {
                         allocated = true;
-                        break new_buffer(slab_bytes);
+                        break new_buffer(slab_bytes)
+                            .ok_or_else(|| no_memory(&self.path, slab_bytes, "inflated voxels"))?;
                     }
                     // Every buffer is in use: convert a queued part rather than wait.
                     match work_rx.try_lock().ok().and_then(|rx| rx.try_recv().ok()) {
@@ -246,15 +248,22 @@ impl VolumeReader {
     ) -> Result<Slab> {
         let [nx, ny, nz] = self.shape;
         let plane_bytes = nx * ny * self.dtype.size();
-        bytes.resize(planes.min(nz - z0) * plane_bytes, 0);
+        let len = planes.min(nz - z0) * plane_bytes;
+        bytes
+            .try_reserve_exact(len.saturating_sub(bytes.len()))
+            .map_err(|_| no_memory(&self.path, len, "inflated voxels"))?;
+        bytes.resize(len, 0);
         let got = fill(&mut self.stream, &mut bytes)
             .map_err(|e| stream_error(&self.path, &e, self.gzip))?;
         if got < bytes.len() {
-            let expected = self.data_bytes().expect("checked on open");
             let total = channel * nz * plane_bytes + z0 * plane_bytes + got;
             return Err(Error::at(
                 &self.path,
-                format!("truncated data: the header says {} voxels ({expected} bytes) but the file holds {total}", self.describe()),
+                format!(
+                    "truncated data: the header says {} voxels (header promises {} bytes, file holds {total})",
+                    self.describe(),
+                    self.data_bytes
+                ),
             ));
         }
         Ok(Slab { channel, z0, bytes })
@@ -308,12 +317,49 @@ fn slab_planes(nz: usize, channels: usize, helper: bool) -> usize {
     }
 }
 
-/// A zeroed buffer for inflated voxels, with huge pages asked for (see [`zeroed_image`]).
-fn new_buffer(len: usize) -> Vec<u8> {
-    let buffer = vec![0u8; len];
+/// A zeroed buffer for inflated voxels, with huge pages asked for (see [`zeroed_image`]); None
+/// when the allocator refuses.
+fn new_buffer(len: usize) -> Option<Vec<u8>> {
+    let buffer = try_zeroed::<u8>(len)?;
     #[cfg(target_os = "linux")]
     advise_huge_pages(&buffer);
-    buffer
+    Some(buffer)
+}
+
+/// Types whose all-zero bytes are a valid value (zero).
+///
+/// # Safety
+/// Implement only for such types.
+unsafe trait ZeroBits: Copy {}
+// SAFETY: all-zero bytes are 0u8 and 0.0f32.
+unsafe impl ZeroBits for u8 {}
+// SAFETY: as above.
+unsafe impl ZeroBits for f32 {}
+
+/// `len` zeros straight from the allocator's zeroed memory (as `vec![0; len]` does: fresh pages are
+/// not touched until used), or None when the allocator refuses instead of aborting the process.
+fn try_zeroed<T: ZeroBits>(len: usize) -> Option<Vec<T>> {
+    let layout = std::alloc::Layout::array::<T>(len).ok()?;
+    if layout.size() == 0 {
+        return Some(Vec::new());
+    }
+    // SAFETY: the layout has a non-zero size; zeroed memory is a valid `T` (ZeroBits); the pointer
+    // comes from the global allocator with exactly the layout of a Vec<T> of capacity `len`.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if ptr.is_null() {
+            return None;
+        }
+        Some(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
+/// Message for a buffer the allocator refused.
+fn no_memory(path: &Path, bytes: usize, what: &str) -> Error {
+    Error::at(
+        path,
+        format!("cannot allocate {bytes} bytes for {what}: not enough memory"),
+    )
 }
 
 /// Write one element per 4 KiB page (with the zero it already holds), so the page faults happen now.
@@ -336,11 +382,17 @@ struct Slab {
 
 /// A zeroed array for a whole image. On Linux it asks for transparent huge pages first: a fresh
 /// 140 MB image otherwise costs ~35k page faults, about as much time as inflating it.
-pub(super) fn zeroed_image(shape: (usize, usize, usize, usize)) -> Array4<f32> {
-    let buffer = vec![0f32; shape.0 * shape.1 * shape.2 * shape.3];
+/// `path` names the file in the error when the allocator refuses.
+pub(super) fn zeroed_image(
+    path: &Path,
+    shape: (usize, usize, usize, usize),
+) -> Result<Array4<f32>> {
+    let len = shape.0 * shape.1 * shape.2 * shape.3;
+    let buffer =
+        try_zeroed::<f32>(len).ok_or_else(|| no_memory(path, len * 4, "the image (float32)"))?;
     #[cfg(target_os = "linux")]
     advise_huge_pages(&buffer);
-    Array4::from_shape_vec(shape, buffer).expect("length matches shape")
+    Ok(Array4::from_shape_vec(shape, buffer).expect("length matches shape"))
 }
 
 #[cfg(target_os = "linux")]

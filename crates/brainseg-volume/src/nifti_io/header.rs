@@ -76,6 +76,64 @@ impl DataType {
     }
 }
 
+/// The most voxels (all volumes together) brainseg reads from one file: 2^31, 8 GiB as f32.
+pub(super) const MAX_VOXELS: u128 = 1 << 31;
+/// Deflate's largest expansion: a 258-byte match costs at least 2 bits, so gzip data of n bytes
+/// inflates to at most 1032 n bytes.
+pub(super) const MAX_INFLATE_RATIO: u128 = 1032;
+
+/// `6x5x4x1 int16`-style text for messages.
+pub(super) fn describe(shape: [usize; 3], channels: usize, dtype: DataType) -> String {
+    let [x, y, z] = shape;
+    format!("{x}x{y}x{z}x{channels} {}", dtype.name())
+}
+
+/// Check, before anything is allocated, that a file of `file_bytes` can hold the voxel data its
+/// header promises (exactly for an uncompressed file, by deflate's largest ratio for gzip; a gzip
+/// file is checked again while it inflates) and that it is not more than brainseg reads. Returns
+/// the promised number of data bytes.
+pub(super) fn check_data_fits(
+    path: &Path,
+    shape: [usize; 3],
+    channels: usize,
+    dtype: DataType,
+    vox_offset: u64,
+    file_bytes: u64,
+    gzip: bool,
+) -> Result<usize> {
+    let voxels = shape.iter().fold(channels as u128, |n, &d| n * d as u128);
+    let promised = voxels * dtype.size() as u128;
+    let text = describe(shape, channels, dtype);
+    let holds = if gzip {
+        (file_bytes as u128 * MAX_INFLATE_RATIO).saturating_sub(vox_offset as u128)
+    } else {
+        (file_bytes as u128).saturating_sub(vox_offset as u128)
+    };
+    if promised > holds {
+        let holds = if gzip {
+            format!("file holds at most {holds} once inflated (gzip inflates at most {MAX_INFLATE_RATIO}-fold)")
+        } else {
+            format!("file holds {holds}")
+        };
+        return Err(Error::at(
+            path,
+            format!("truncated data: the header says {text} voxels (header promises {promised} bytes, {holds})"),
+        ));
+    }
+    if voxels > MAX_VOXELS {
+        return Err(Error::at(
+            path,
+            format!("too large: the header says {text} voxels, {voxels} in all; brainseg reads at most 2^31 ({MAX_VOXELS}) voxels per file"),
+        ));
+    }
+    usize::try_from(promised).map_err(|_| {
+        Error::at(
+            path,
+            format!("impossible dims: {text} voxels do not fit in memory"),
+        )
+    })
+}
+
 /// `(slope, inter)` when the header asks for scaling; NIfTI says slope 0 means none.
 pub(super) fn scaling(header: &NiftiHeader) -> Option<(f64, f64)> {
     let slope = header.scl_slope as f64;
@@ -242,4 +300,44 @@ pub(super) fn encode_header(h: &NiftiHeader) -> Vec<u8> {
     b.extend_from_slice(&[0; 4]); // no extensions
     debug_assert_eq!(b.len(), HEADER_BYTES);
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_two_to_the_31_voxels() {
+        let path = Path::new("big.nii");
+        let fits = |shape, channels| {
+            check_data_fits(path, shape, channels, DataType::Uint8, 352, u64::MAX, false)
+        };
+        // 2048 * 2048 * 512 = 2^31 exactly: allowed; one more plane (or a second volume) is not.
+        assert_eq!(fits([2048, 2048, 512], 1).unwrap(), 1 << 31);
+        let err = fits([2048, 2048, 513], 1).unwrap_err();
+        assert_eq!(err.path.as_deref(), Some(path));
+        assert!(err.problem.contains("2151677952 in all"), "{err}");
+        assert!(err.problem.contains("at most 2^31"), "{err}");
+        assert!(fits([2048, 2048, 512], 2).is_err());
+    }
+
+    #[test]
+    fn promised_bytes_against_the_file() {
+        let path = Path::new("a.nii");
+        let fits = |file_bytes, gzip| {
+            check_data_fits(path, [6, 5, 4], 1, DataType::Int16, 352, file_bytes, gzip)
+        };
+        // 6 * 5 * 4 int16 = 240 data bytes after a 352-byte header: 592 bytes in all.
+        assert_eq!(fits(592, false).unwrap(), 240);
+        assert!(fits(591, false)
+            .unwrap_err()
+            .problem
+            .contains("header promises 240 bytes, file holds 239"));
+        // gzip: 1 byte inflates to at most 1032, so 592 bytes need at least 1 byte of gzip.
+        assert_eq!(fits(1, true).unwrap(), 240);
+        assert!(fits(0, true)
+            .unwrap_err()
+            .problem
+            .contains("header promises 240 bytes, file holds at most 0 once inflated"));
+    }
 }

@@ -49,7 +49,7 @@ pub fn read_image(path: &Path) -> Result<Image> {
     let geometry = reader.geometry();
     let source_dtype = reader.dtype.name().to_string();
     let [x, y, z] = geometry.canonical_shape();
-    let mut data = zeroed_image((reader.channels, x, y, z));
+    let mut data = zeroed_image(path, (reader.channels, x, y, z))?;
     reader.read_into(data.view_mut(), &geometry.orientation, true)?;
     Ok(Image {
         data,
@@ -95,7 +95,19 @@ pub(crate) fn read_channels(files: &[(&Path, &str)]) -> Result<Image> {
     }
     let source_dtype = readers[0].dtype.name().to_string();
     let [x, y, z] = geometry.canonical_shape();
-    let mut data = zeroed_image((readers.len(), x, y, z));
+    let voxels = (readers.len() * x * y * z) as u128;
+    if voxels > header::MAX_VOXELS {
+        return Err(Error::at(
+            files[0].0,
+            format!(
+                "too large: {} files of {} voxels, {voxels} in all; brainseg reads at most 2^31 ({}) voxels per image",
+                readers.len(),
+                shape_text(&[x, y, z]),
+                header::MAX_VOXELS
+            ),
+        ));
+    }
+    let mut data = zeroed_image(files[0].0, (readers.len(), x, y, z))?;
     let o = &geometry.orientation;
     let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
         let workers: Vec<_> = readers
