@@ -145,3 +145,147 @@ fn a_header_within_bounds_still_reads() {
     let first = i16::from_le_bytes([bytes[352], bytes[353]]) as f32;
     assert_eq!(image.data[[0, 0, 0, 0]], first);
 }
+
+/// Set a little-endian f32 header field at byte `offset` (pixdim[k] at 76 + 4k, quatern_b/c/d at
+/// 256/260/264, srow_x/y/z at 280/296/312).
+fn set_f32(bytes: &mut [u8], offset: usize, value: f32) {
+    bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// Set qform_code (byte 252) and sform_code (254).
+fn set_codes(bytes: &mut [u8], qform: i16, sform: i16) {
+    bytes[252..254].copy_from_slice(&qform.to_le_bytes());
+    bytes[254..256].copy_from_slice(&sform.to_le_bytes());
+}
+
+fn zero_sform(bytes: &mut [u8]) {
+    bytes[280..328].fill(0);
+}
+
+fn affine_3x3(path: &Path) -> [[f64; 3]; 3] {
+    let a = read_image(path).unwrap().geometry.source_affine();
+    [0, 1, 2].map(|r| [a[r][0], a[r][1], a[r][2]])
+}
+
+fn assert_close(got: [[f64; 3]; 3], expected: [[f64; 3]; 3]) {
+    for r in 0..3 {
+        for c in 0..3 {
+            assert!(
+                (got[r][c] - expected[r][c]).abs() < 1e-6,
+                "{got:?} is not {expected:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn zero_nan_and_negative_spacings() {
+    let dir = tempfile::tempdir().unwrap();
+    // The synthetic header has qform_code 1 (identity quaternion) and sform_code 1 (identity).
+    for (k, value, name, problem) in [
+        (
+            2,
+            0.0f32,
+            "zero.nii",
+            "impossible geometry: pixdim[2] = 0: voxel spacing must be",
+        ),
+        (
+            1,
+            f32::NAN,
+            "nan.nii",
+            "impossible geometry: pixdim[1] = NaN",
+        ),
+        (
+            3,
+            f32::INFINITY,
+            "inf.nii",
+            "impossible geometry: pixdim[3] = inf",
+        ),
+    ] {
+        let mut bytes = nii_bytes([6, 5, 4]);
+        set_f32(&mut bytes, 76 + 4 * k, value);
+        refused(&write(dir.path(), name, &bytes), problem);
+    }
+    // A negative spacing: refused when the qform is used (as nibabel's get_qform refuses it)...
+    let mut bytes = nii_bytes([6, 5, 4]);
+    set_f32(&mut bytes, 76 + 12, -2.0);
+    set_codes(&mut bytes, 1, 0);
+    refused(
+        &write(dir.path(), "negative_qform.nii", &bytes),
+        "pixdim[3] = -2 is negative",
+    );
+    // ...and without any form; with a usable sform the sform's own spacings are used.
+    set_codes(&mut bytes, 0, 0);
+    refused(
+        &write(dir.path(), "negative.nii", &bytes),
+        "pixdim[3] = -2 is negative",
+    );
+    set_codes(&mut bytes, 1, 1);
+    set_f32(&mut bytes, 312 + 8, 3.0); // srow_z = (0, 0, 3, 0)
+    let path = write(dir.path(), "negative_sform.nii", &bytes);
+    assert_close(
+        affine_3x3(&path),
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]],
+    );
+    assert_eq!(
+        read_image(&path).unwrap().geometry.spacing(),
+        [1.0, 1.0, 3.0]
+    );
+}
+
+#[test]
+fn unusable_sform_falls_back_to_the_qform_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = nii_bytes([6, 5, 4]);
+    zero_sform(&mut bytes);
+    set_codes(&mut bytes, 0, 1);
+    refused(
+        &write(dir.path(), "zero_sform.nii", &bytes),
+        "the sform (sform_code 1) is singular (determinant 0) and there is no qform (qform_code 0)",
+    );
+
+    // A NaN in the sform, no qform.
+    let mut bytes = nii_bytes([6, 5, 4]);
+    set_f32(&mut bytes, 296 + 4, f32::NAN);
+    set_codes(&mut bytes, 0, 2);
+    refused(
+        &write(dir.path(), "nan_sform.nii", &bytes),
+        "the sform (sform_code 2) holds a non-finite number",
+    );
+
+    // A zero sform with a qform: the qform is used. pixdim (2, 3, 4), qfac -1 and the identity
+    // quaternion give diag(2, 3, -4) (NIfTI-1 method 2: R * diag(dx, dy, qfac * dz)).
+    let mut bytes = nii_bytes([6, 5, 4]);
+    zero_sform(&mut bytes);
+    set_codes(&mut bytes, 1, 1);
+    for (k, v) in [(0, -1.0), (1, 2.0), (2, 3.0), (3, 4.0)] {
+        set_f32(&mut bytes, 76 + 4 * k, v);
+    }
+    let path = write(dir.path(), "qform_fallback.nii", &bytes);
+    assert_close(
+        affine_3x3(&path),
+        [[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, -4.0]],
+    );
+    assert_eq!(read_image(&path).unwrap().geometry.source_code(), "RAI");
+}
+
+#[test]
+fn quaternions_are_normalised_as_the_reference_library_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // b = c = d = 5: b² + c² + d² = 75 > 1, so (b, c, d) becomes (1, 1, 1)/√3 and a = 0, whose
+    // rotation matrix has b² - c² - d² = -1/3 on the diagonal and 2bc = 2/3 elsewhere.
+    let mut bytes = nii_bytes([6, 5, 4]);
+    set_codes(&mut bytes, 1, 0);
+    for offset in [256, 260, 264] {
+        set_f32(&mut bytes, offset, 5.0);
+    }
+    let path = write(dir.path(), "quaternion.nii", &bytes);
+    let (p, q) = (2.0 / 3.0, -1.0 / 3.0);
+    assert_close(affine_3x3(&path), [[q, p, p], [p, q, p], [p, p, q]]);
+
+    set_f32(&mut bytes, 260, f32::NAN);
+    refused(
+        &write(dir.path(), "nan_quaternion.nii", &bytes),
+        "impossible geometry: the qform (quaternion b, c, d = 5, NaN, 5",
+    );
+}

@@ -1,7 +1,7 @@
 //! The reader: an opened, checked file whose voxels are inflated slab by slab while a second
 //! thread converts them (see [`VolumeReader::read_into`]), and the memory tricks that keep a
 //! whole-image read fast (huge pages, pre-faulted buffers).
-use super::geometry::{header_affine, Geometry};
+use super::geometry::{affine_from_header, header_affine, Geometry};
 use super::header::{
     check_data_fits, describe, parse_header, scaling, volume_dims, DataType, GZIP_MAGIC,
     HEADER_BYTES,
@@ -58,6 +58,7 @@ impl VolumeReader {
             )
         })?;
         let (shape, channels) = volume_dims(path, &header)?;
+        affine_from_header(path, &header)?;
         if !(header.vox_offset >= HEADER_BYTES as f32 && header.vox_offset <= (1u32 << 30) as f32) {
             return Err(Error::at(
                 path,

@@ -1,8 +1,9 @@
 //! Where a volume lies in the world: the header's voxel-to-world affine and [`Geometry`].
 #![allow(clippy::needless_range_loop)] // 3x3 and 4x4 matrix arithmetic reads best indexed.
 use super::header::DataType;
-use crate::Orientation;
+use crate::{Error, Orientation, Result};
 use nifti::{Endianness, NiftiHeader};
+use std::path::Path;
 
 /// Where a volume lies in the world: the source header and how the canonical array maps back onto it.
 #[derive(Debug, Clone)]
@@ -56,7 +57,8 @@ impl Geometry {
         self.orientation.perm.map(|s| self.source_shape[s])
     }
 
-    /// The source voxel-to-world affine (sform if set, else qform, else pixdim scaling).
+    /// The source voxel-to-world affine (a usable sform, else the qform, else pixdim scaling; see
+    /// [`checked_affine`]).
     pub fn source_affine(&self) -> [[f64; 4]; 4] {
         header_affine(&self.header)
     }
@@ -96,53 +98,155 @@ impl Geometry {
     }
 }
 
-/// The voxel-to-world affine a header defines (NIfTI-1 methods 3, 2 and 1, in that order).
+/// The voxel-to-world affine a header defines, or why it defines none (one line, naming the
+/// file): see [`checked_affine`] for the rules.
+pub fn affine_from_header(path: &Path, header: &NiftiHeader) -> Result<[[f64; 4]; 4]> {
+    checked_affine(header)
+        .map_err(|problem| Error::at(path, format!("impossible geometry: {problem}")))
+}
+
+/// The affine of [`checked_affine`]; for a header it refuses (only headers made in code reach
+/// here, files are checked on reading), a diagonal of the spacings (1 where unusable).
 pub(super) fn header_affine(h: &NiftiHeader) -> [[f64; 4]; 4] {
-    let mut a = [[0.0f64; 4]; 4];
-    a[3][3] = 1.0;
-    if h.sform_code > 0 {
-        for (row, srow) in [h.srow_x, h.srow_y, h.srow_z].iter().enumerate() {
-            a[row] = srow.map(|v| v as f64);
-        }
-    } else if h.qform_code > 0 {
-        let (b, c, d) = (h.quatern_b as f64, h.quatern_c as f64, h.quatern_d as f64);
-        let a0 = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
-        let r = [
-            [
-                a0 * a0 + b * b - c * c - d * d,
-                2.0 * (b * c - a0 * d),
-                2.0 * (b * d + a0 * c),
-            ],
-            [
-                2.0 * (b * c + a0 * d),
-                a0 * a0 + c * c - b * b - d * d,
-                2.0 * (c * d - a0 * b),
-            ],
-            [
-                2.0 * (b * d - a0 * c),
-                2.0 * (c * d + a0 * b),
-                a0 * a0 + d * d - c * c - b * b,
-            ],
-        ];
-        let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
-        let zoom = [
-            h.pixdim[1] as f64,
-            h.pixdim[2] as f64,
-            qfac * h.pixdim[3] as f64,
-        ];
-        for row in 0..3 {
-            for col in 0..3 {
-                a[row][col] = r[row][col] * zoom[col];
-            }
-        }
-        a[0][3] = h.quatern_x as f64;
-        a[1][3] = h.quatern_y as f64;
-        a[2][3] = h.quatern_z as f64;
-    } else {
+    checked_affine(h).unwrap_or_else(|_| {
+        let mut a = diagonal([1.0; 3]);
         for i in 0..3 {
             let z = h.pixdim[i + 1].abs() as f64;
-            a[i][i] = if z > 0.0 { z } else { 1.0 };
+            if z.is_finite() && z > 0.0 {
+                a[i][i] = z;
+            }
+        }
+        a
+    })
+}
+
+/// The voxel-to-world affine a header defines (NIfTI-1 methods 3, 2 and 1, in that order), read
+/// as the NIfTI reference library (nifti_quatern_to_mat44) and nibabel read it, or why there is none:
+/// - pixdim[1..=3] must be finite and non-zero always, and positive unless the sform is used
+///   (nibabel refuses negative spacings in a qform; the sform carries its own spacings);
+/// - the sform (sform_code > 0) is used only when its 12 numbers are finite and its 3x3 part is
+///   not singular; otherwise the qform is used when qform_code > 0, else the header is refused;
+/// - the qform's (b, c, d) and offsets must be finite; when b² + c² + d² is (nearly) 1 or more,
+///   (b, c, d) is normalised and a = 0, as the reference library does; qfac is -1 when pixdim[0] < 0,
+///   else 1 (so a 0 or NaN pixdim[0] means 1, as in the reference library);
+/// - without either code, the affine is the diagonal of the spacings.
+pub(super) fn checked_affine(h: &NiftiHeader) -> std::result::Result<[[f64; 4]; 4], String> {
+    let spacing = [1, 2, 3].map(|k| h.pixdim[k] as f64);
+    for (k, &z) in spacing.iter().enumerate() {
+        if !z.is_finite() || z == 0.0 {
+            return Err(format!(
+                "pixdim[{}] = {z}: voxel spacing must be a finite number above 0",
+                k + 1
+            ));
         }
     }
+    let mut unusable_sform = None;
+    if h.sform_code > 0 {
+        let rows = [h.srow_x, h.srow_y, h.srow_z].map(|r| r.map(|v| v as f64));
+        let mut a = diagonal([1.0; 3]);
+        a[..3].copy_from_slice(&rows);
+        match singular(&a) {
+            None => return Ok(a),
+            Some(why) => unusable_sform = Some(why),
+        }
+    }
+    if h.qform_code > 0 {
+        return qform_affine(h, spacing);
+    }
+    if let Some(why) = unusable_sform {
+        return Err(format!(
+            "the sform (sform_code {}) {why} and there is no qform (qform_code {})",
+            h.sform_code, h.qform_code
+        ));
+    }
+    positive_spacing(spacing)?;
+    Ok(diagonal(spacing))
+}
+
+/// Method 2: rotation from the quaternion, spacings (z times qfac), offsets.
+fn qform_affine(h: &NiftiHeader, spacing: [f64; 3]) -> std::result::Result<[[f64; 4]; 4], String> {
+    let (mut b, mut c, mut d) = (h.quatern_b as f64, h.quatern_c as f64, h.quatern_d as f64);
+    let offset = [h.quatern_x, h.quatern_y, h.quatern_z].map(|v| v as f64);
+    if ![b, c, d].iter().chain(&offset).all(|v| v.is_finite()) {
+        return Err(format!(
+            "the qform (quaternion b, c, d = {b}, {c}, {d}; offsets {}, {}, {}) must hold finite numbers",
+            offset[0], offset[1], offset[2]
+        ));
+    }
+    positive_spacing(spacing)?;
+    let norm2 = b * b + c * c + d * d;
+    let a0 = if 1.0 - norm2 < 1e-7 {
+        // Not a unit quaternion with a >= 0: the reference library normalises (b, c, d), a = 0.
+        let n = norm2.sqrt();
+        (b, c, d) = (b / n, c / n, d / n);
+        0.0
+    } else {
+        (1.0 - norm2).sqrt()
+    };
+    let r = [
+        [
+            a0 * a0 + b * b - c * c - d * d,
+            2.0 * (b * c - a0 * d),
+            2.0 * (b * d + a0 * c),
+        ],
+        [
+            2.0 * (b * c + a0 * d),
+            a0 * a0 + c * c - b * b - d * d,
+            2.0 * (c * d - a0 * b),
+        ],
+        [
+            2.0 * (b * d - a0 * c),
+            2.0 * (c * d + a0 * b),
+            a0 * a0 + d * d - c * c - b * b,
+        ],
+    ];
+    let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+    let zoom = [spacing[0], spacing[1], qfac * spacing[2]];
+    let mut a = diagonal([1.0; 3]);
+    for row in 0..3 {
+        for col in 0..3 {
+            a[row][col] = r[row][col] * zoom[col];
+        }
+        a[row][3] = offset[row];
+    }
+    Ok(a)
+}
+
+fn positive_spacing(spacing: [f64; 3]) -> std::result::Result<(), String> {
+    match spacing.iter().position(|&z| z < 0.0) {
+        Some(k) => Err(format!(
+            "pixdim[{}] = {} is negative: spacings must be positive without a usable sform (as nibabel requires)",
+            k + 1,
+            spacing[k]
+        )),
+        None => Ok(()),
+    }
+}
+
+fn diagonal(d: [f64; 3]) -> [[f64; 4]; 4] {
+    let mut a = [[0.0; 4]; 4];
+    for i in 0..3 {
+        a[i][i] = d[i];
+    }
+    a[3][3] = 1.0;
     a
+}
+
+/// Why an affine cannot map voxels to the world (non-finite, or a singular 3x3 part), if it cannot.
+fn singular(a: &[[f64; 4]; 4]) -> Option<String> {
+    if !a[..3].iter().flatten().all(|v| v.is_finite()) {
+        return Some("holds a non-finite number".into());
+    }
+    let det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+        - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+    let norms: f64 = (0..3)
+        .map(|c| (0..3).map(|r| a[r][c] * a[r][c]).sum::<f64>().sqrt())
+        .product();
+    // Relative to the column lengths, so that sub-millimetre voxels are not called singular.
+    if norms == 0.0 || det.abs() <= 1e-6 * norms {
+        Some(format!("is singular (determinant {det})"))
+    } else {
+        None
+    }
 }

@@ -21,7 +21,7 @@ mod tests;
 mod transpose;
 mod write;
 
-pub use geometry::Geometry;
+pub use geometry::{affine_from_header, Geometry};
 pub use write::{write_image, write_label, write_probabilities};
 
 use crate::{Error, Result};
