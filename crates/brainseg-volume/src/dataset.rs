@@ -1,6 +1,8 @@
 //! Dataset layouts: Medical Segmentation Decathlon (dataset.json, 4-D imagesTr, labelsTr) and raw BraTS
 //! (a folder per case, one file per modality: `_flair/_t1/_t1ce/_t2/_seg` or BraTS 2021+ `-t2f/-t1n/-t1c/-t2w/-seg`).
-use crate::nifti_io::{read_channels, read_header, read_image, read_label, shape_text, Image};
+use crate::nifti_io::{
+    check_same_grid, read_channels, read_header, read_image, read_label, shape_text, Image,
+};
 use crate::{Case, Error, LabelNumbering, Result, MODALITIES};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -69,6 +71,8 @@ impl CaseRef {
                         ),
                     ));
                 }
+                // The label must lie where the image lies, not only have its shape.
+                check_same_grid(&path, &label_geometry, &sources[0], &geometry)?;
                 let mut table = [None; 256];
                 for (v, entry) in table.iter_mut().enumerate() {
                     *entry = self.numbering.to_msd(v as u8);

@@ -298,3 +298,32 @@ fn msd_json_naming_a_missing_file_and_bad_split_files() {
         "not a split file",
     );
 }
+
+#[test]
+fn modalities_at_different_world_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = brats_case(dir.path(), "w", &OLD, Some("_seg"));
+    // T2 on the same grid but 0.01 mm off along world z (more than the 0.001 mm allowed).
+    let t2 = folder.join("w_t2.nii.gz");
+    let mut moved = geometry(SHAPE);
+    moved.header.srow_z[3] += 0.01;
+    let data = Array4::from_elem((1, 6, 5, 4), 4.0f32);
+    write_image(&t2, &data, &moved, "int16").unwrap();
+    let flair = folder.join("w_flair.nii.gz");
+    let err = Dataset::open(dir.path()).unwrap().cases[0]
+        .load()
+        .unwrap_err();
+    assert_error(
+        err,
+        &t2,
+        &format!(
+            "not co-registered with {}: the same voxel lies up to 0.010 mm apart",
+            flair.display()
+        ),
+    );
+
+    // 0.0005 mm off is within the tolerance.
+    moved.header.srow_z[3] = 0.0005;
+    write_image(&t2, &data, &moved, "int16").unwrap();
+    assert!(Dataset::open(dir.path()).unwrap().cases[0].load().is_ok());
+}

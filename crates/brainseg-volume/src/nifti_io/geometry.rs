@@ -92,6 +92,35 @@ impl Geometry {
         out
     }
 
+    /// The largest distance (mm) between the world positions this geometry and `other` give the
+    /// same source voxel index, over this grid (the corners: affines are linear).
+    pub fn max_world_distance(&self, other: &Geometry) -> f64 {
+        let (a, b) = (self.source_affine(), other.source_affine());
+        let [nx, ny, nz] = self.source_shape.map(|n| n.saturating_sub(1) as f64);
+        let mut worst = 0.0f64;
+        for corner in 0..8 {
+            let v = [
+                if corner & 1 != 0 { nx } else { 0.0 },
+                if corner & 2 != 0 { ny } else { 0.0 },
+                if corner & 4 != 0 { nz } else { 0.0 },
+                1.0,
+            ];
+            let d2: f64 = (0..3)
+                .map(|r| {
+                    let d: f64 = (0..4).map(|c| (a[r][c] - b[r][c]) * v[c]).sum();
+                    d * d
+                })
+                .sum();
+            // A NaN distance must not pass as small.
+            worst = if d2.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(d2.sqrt())
+            };
+        }
+        worst
+    }
+
     /// Three-letter orientation code of the source, e.g. "LPS".
     pub fn source_code(&self) -> String {
         Orientation::source_code(&self.source_affine())
@@ -249,4 +278,41 @@ fn singular(a: &[[f64; 4]; 4]) -> Option<String> {
     } else {
         None
     }
+}
+
+/// How far (mm) two files' voxel grids may lie apart and still count as co-registered.
+pub const COREGISTRATION_TOLERANCE_MM: f64 = 1e-3;
+
+/// Check that `path` (its geometry `g`) lies on the same voxel grid as `reference_path`: the same
+/// source shape, and every voxel at the same world position within
+/// [`COREGISTRATION_TOLERANCE_MM`] (source affines compared, before reorientation). The error
+/// names both files.
+pub fn check_same_grid(
+    path: &Path,
+    g: &Geometry,
+    reference_path: &Path,
+    reference: &Geometry,
+) -> Result<()> {
+    if g.source_shape != reference.source_shape {
+        return Err(Error::at(
+            path,
+            format!(
+                "its grid {} differs from the grid {} of {}",
+                super::shape_text(&g.source_shape),
+                super::shape_text(&reference.source_shape),
+                reference_path.display()
+            ),
+        ));
+    }
+    let distance = g.max_world_distance(reference);
+    if distance > COREGISTRATION_TOLERANCE_MM {
+        return Err(Error::at(
+            path,
+            format!(
+                "not co-registered with {}: the same voxel lies up to {distance:.3} mm apart in the two files' affines (at most {COREGISTRATION_TOLERANCE_MM} mm allowed)",
+                reference_path.display()
+            ),
+        ));
+    }
+    Ok(())
 }

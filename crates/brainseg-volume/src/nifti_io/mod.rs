@@ -21,7 +21,7 @@ mod tests;
 mod transpose;
 mod write;
 
-pub use geometry::{affine_from_header, Geometry};
+pub use geometry::{affine_from_header, check_same_grid, Geometry, COREGISTRATION_TOLERANCE_MM};
 pub use write::{write_image, write_label, write_probabilities};
 
 use crate::{Error, Result};
@@ -92,6 +92,7 @@ pub(crate) fn read_channels(files: &[(&Path, &str)]) -> Result<Image> {
                 ),
             ));
         }
+        check_same_grid(path, &g, files[0].0, &geometry)?;
     }
     let source_dtype = readers[0].dtype.name().to_string();
     let [x, y, z] = geometry.canonical_shape();
