@@ -292,3 +292,24 @@ fn a_label_map_moved_50_mm_is_refused_and_the_unmoved_copy_accepted() {
     assert!(text.contains("lies up to 50.000 mm apart"), "{text}");
     assert!(!text.contains('\n'));
 }
+
+#[test]
+fn label_numbering_is_detected_on_real_files() {
+    use brainseg_volume::{read_label_msd, LabelNumbering};
+    // BraTS 2018 (0, 1, 2, 4): detected as BraTS; counts follow 1 -> 2, 2 -> 1, 4 -> 3.
+    let seg = case_file("seg");
+    let raw = raw_volume(&seg);
+    let map = read_label_msd(&seg, None, Some([240, 240, 155])).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Brats, false));
+    for (msd, brats) in [(0u8, 0.0f32), (1, 2.0), (2, 1.0), (3, 4.0)] {
+        assert_eq!(
+            map.labels.iter().filter(|&&v| v == msd).count(),
+            raw.iter().filter(|&&v| v == brats).count()
+        );
+    }
+    // MSD labelsTr (0..=3 with 3 present): detected as MSD, values unchanged.
+    let path = data().join("msd-labels").join("BRATS_001.nii.gz");
+    let map = read_label_msd(&path, None, None).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Msd, false));
+    assert_eq!(map.labels, raw_volume(&path).mapv(|v| v as u8));
+}
