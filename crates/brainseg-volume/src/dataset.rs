@@ -1,10 +1,12 @@
 //! Dataset layouts: Medical Segmentation Decathlon (dataset.json, 4-D imagesTr, labelsTr) and raw BraTS
 //! (a folder per case, one file per modality: `_flair/_t1/_t1ce/_t2/_seg` or BraTS 2021+ `-t2f/-t1n/-t1c/-t2w/-seg`).
-use crate::nifti_io::{read_channels, read_header, read_image, read_label, shape_text, Image};
+use crate::label_map::{check_label_shape, read_label_msd};
+use crate::nifti_io::{check_same_grid, read_channels, read_header, read_image, Image};
 use crate::{Case, Error, LabelNumbering, Result, MODALITIES};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Layout {
@@ -38,7 +40,7 @@ impl CaseRef {
             let label = self
                 .label
                 .as_deref()
-                .map(|path| scope.spawn(move || read_label(path)));
+                .map(|path| scope.spawn(move || read_label_msd(path, Some(self.numbering), None)));
             let image = self.load_image();
             (
                 image,
@@ -54,37 +56,14 @@ impl CaseRef {
         let label = match label {
             None => None,
             Some(read) => {
-                let (raw, label_geometry) = read?;
+                let label = read?;
                 let path = self.label.clone().expect("a label path");
-                let image_shape = &image.shape()[1..];
-                if label_geometry.source_shape != geometry.source_shape
-                    || raw.shape() != image_shape
-                {
-                    return Err(Error::at(
-                        &path,
-                        format!(
-                            "label shape {} differs from the image shape {}",
-                            shape_text(&label_geometry.source_shape),
-                            shape_text(&geometry.source_shape)
-                        ),
-                    ));
-                }
-                let mut table = [None; 256];
-                for (v, entry) in table.iter_mut().enumerate() {
-                    *entry = self.numbering.to_msd(v as u8);
-                }
-                if let Some(&bad) = raw.iter().find(|&&v| table[v as usize].is_none()) {
-                    return Err(Error::at(
-                        &path,
-                        format!(
-                            "unknown label value {bad} ({:?} numbering has {})",
-                            self.numbering,
-                            self.numbering.known_values()
-                        ),
-                    ));
-                }
+                let shape = image.shape();
+                check_label_shape(&path, &label.geometry, [shape[1], shape[2], shape[3]])?;
+                // The label must lie where the image lies, not only have its shape.
+                check_same_grid(&path, &label.geometry, &sources[0], &geometry)?;
                 sources.push(path);
-                Some(raw.mapv(|v| table[v as usize].expect("checked above")))
+                Some(label.labels)
             }
         };
         Ok(Case {
@@ -192,6 +171,7 @@ impl Dataset {
             ));
         }
         cases.sort_by(|a, b| a.id.cmp(&b.id));
+        check_unique_ids(&cases, path)?;
         Ok(Dataset {
             root: path.to_path_buf(),
             layout: Layout::Brats,
@@ -295,14 +275,34 @@ fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
         return Err(Error::at(json, "dataset.json lists no training cases"));
     }
     let resolve = |entry: &str| -> Result<PathBuf> {
-        let path = root.join(entry.trim_start_matches("./"));
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::at(
+        let relative = Path::new(entry);
+        let inside = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !inside || entry.is_empty() {
+            return Err(Error::at(
+                json,
+                format!(
+                    "the path {entry:?} must stay inside the dataset ({}): no '..', no absolute paths",
+                    root.display()
+                ),
+            ));
+        }
+        let path = root.join(relative);
+        match not_a_file(&path) {
+            None => Ok(path),
+            Some(NotAFile::Missing) => Err(Error::at(
                 &path,
                 format!("listed in {} but missing", json.display()),
-            ))
+            )),
+            Some(other) => Err(Error::at(
+                &path,
+                format!(
+                    "listed in {} but it is {}, not a NIfTI file",
+                    json.display(),
+                    other.describe()
+                ),
+            )),
         }
     };
     let mut cases = Vec::with_capacity(parsed.training.len());
@@ -310,19 +310,14 @@ fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
         let image = resolve(&entry.image)?;
         let label = entry.label.as_deref().map(resolve).transpose()?;
         cases.push(CaseRef {
-            id: nifti_stem(&image).to_string(),
+            id: nifti_stem(&image),
             image: ImageSource::FourD(image),
             label,
             numbering: LabelNumbering::Msd,
         });
     }
     cases.sort_by(|a, b| a.id.cmp(&b.id));
-    if let Some(pair) = cases.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(Error::at(
-            json,
-            format!("case {:?} is listed twice", pair[0].id),
-        ));
-    }
+    check_unique_ids(&cases, json)?;
     Ok(Dataset {
         root: root.to_path_buf(),
         layout: Layout::Msd,
@@ -332,7 +327,7 @@ fn open_msd(root: &Path, json: &Path) -> Result<Dataset> {
 
 /// One 4-D NIfTI holding the four modalities: a dataset of one unlabelled case.
 fn open_single_file(path: &Path) -> Result<Dataset> {
-    if !is_nifti_name(file_name(path)) {
+    if !is_nifti_name(&file_name(path)) {
         return Err(Error::at(
             path,
             "not a dataset: expected a folder, a dataset.json or a .nii/.nii.gz file",
@@ -356,7 +351,7 @@ fn open_single_file(path: &Path) -> Result<Dataset> {
         ));
     }
     let case = CaseRef {
-        id: nifti_stem(path).to_string(),
+        id: nifti_stem(path),
         image: ImageSource::FourD(path.to_path_buf()),
         label: None,
         numbering: LabelNumbering::Msd,
@@ -370,9 +365,11 @@ fn open_single_file(path: &Path) -> Result<Dataset> {
 
 /// A BraTS case folder: `Some` when it holds NIfTI files, an error when a modality is missing or doubled.
 fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
+    // Every entry named like a NIfTI file: one that is not a file is reported below if it is
+    // named like a modality or label file.
     let files: Vec<PathBuf> = list_dir(folder)?
         .into_iter()
-        .filter(|p| p.is_file() && is_nifti_name(file_name(p)))
+        .filter(|p| is_nifti_name(&file_name(p)))
         .collect();
     let mut modalities: [Option<PathBuf>; 4] = Default::default();
     let mut label: Option<PathBuf> = None;
@@ -389,6 +386,15 @@ fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
         };
         if let Some((slot, name)) = slot {
             recognised = true;
+            if let Some(kind) = not_a_file(file) {
+                return Err(Error::at(
+                    file,
+                    format!(
+                        "named like the {name} file but it is {}, not a NIfTI file",
+                        kind.describe()
+                    ),
+                ));
+            }
             if let Some(previous) = slot {
                 return Err(Error::at(
                     folder,
@@ -420,14 +426,11 @@ fn brats_case(folder: &Path) -> Result<Option<CaseRef>> {
             }
         }
     }
-    let id = folder
-        .canonicalize()
-        .ok()
-        .as_deref()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .unwrap_or_else(|| file_name(folder))
-        .to_string();
+    // The folder's own name, also for "." or a path ending in "..".
+    let id = match folder.canonicalize() {
+        Ok(real) if real.file_name().is_some() => file_name(&real).into_owned(),
+        _ => file_name(folder).into_owned(),
+    };
     Ok(Some(CaseRef {
         id,
         image: ImageSource::PerModality(paths.try_into().expect("four modality paths")),
@@ -448,8 +451,12 @@ fn list_dir(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-fn file_name(path: &Path) -> &str {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+/// The last component of a path as text; names that are not UTF-8 are converted lossily (invalid
+/// bytes become U+FFFD), so two such names may give one text: case ids are checked to be unique.
+fn file_name(path: &Path) -> Cow<'_, str> {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default()
 }
 
 fn is_nifti_name(name: &str) -> bool {
@@ -457,9 +464,100 @@ fn is_nifti_name(name: &str) -> bool {
 }
 
 /// File name without `.nii` / `.nii.gz`.
-fn nifti_stem(path: &Path) -> &str {
+fn nifti_stem(path: &Path) -> String {
     let name = file_name(path);
     name.strip_suffix(".nii.gz")
         .or_else(|| name.strip_suffix(".nii"))
-        .unwrap_or(name)
+        .unwrap_or(&name)
+        .to_string()
+}
+
+/// Where a case comes from, for messages: its folder (BraTS) or its image file (MSD).
+fn case_origin(case: &CaseRef) -> PathBuf {
+    match &case.image {
+        ImageSource::FourD(path) => path.clone(),
+        ImageSource::PerModality(paths) => {
+            paths[0].parent().map(Path::to_path_buf).unwrap_or_default()
+        }
+    }
+}
+
+/// Case ids (sorted) must be unique: they name outputs and split entries.
+fn check_unique_ids(cases: &[CaseRef], at: &Path) -> Result<()> {
+    match cases.windows(2).find(|w| w[0].id == w[1].id) {
+        None => Ok(()),
+        Some(pair) => Err(Error::at(
+            at,
+            format!(
+                "two cases have the id {:?} ({} and {}): case ids come from file and folder names and must be unique",
+                pair[0].id,
+                case_origin(&pair[0]).display(),
+                case_origin(&pair[1]).display()
+            ),
+        )),
+    }
+}
+
+/// Why a path cannot be read as a NIfTI file.
+#[derive(Debug)]
+enum NotAFile {
+    Missing,
+    BrokenLink,
+    Folder,
+    Fifo,
+    Socket,
+    Device,
+    Other,
+    Unreadable(String),
+}
+
+impl NotAFile {
+    fn describe(&self) -> String {
+        match self {
+            NotAFile::Missing => "missing".into(),
+            NotAFile::BrokenLink => "a link to nothing".into(),
+            NotAFile::Folder => "a folder".into(),
+            NotAFile::Fifo => "a FIFO (named pipe)".into(),
+            NotAFile::Socket => "a socket".into(),
+            NotAFile::Device => "a device".into(),
+            NotAFile::Other => "not a regular file".into(),
+            NotAFile::Unreadable(e) => format!("unreadable ({e})"),
+        }
+    }
+}
+
+/// None for a regular file (links followed), else what the path is.
+fn not_a_file(path: &Path) -> Option<NotAFile> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(if std::fs::symlink_metadata(path).is_ok() {
+                NotAFile::BrokenLink
+            } else {
+                NotAFile::Missing
+            })
+        }
+        Err(e) => return Some(NotAFile::Unreadable(e.to_string())),
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some(NotAFile::Folder);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some(NotAFile::Fifo);
+        }
+        if kind.is_socket() {
+            return Some(NotAFile::Socket);
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return Some(NotAFile::Device);
+        }
+    }
+    Some(NotAFile::Other)
 }

@@ -298,3 +298,180 @@ fn msd_json_naming_a_missing_file_and_bad_split_files() {
         "not a split file",
     );
 }
+
+#[test]
+fn modalities_at_different_world_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = brats_case(dir.path(), "w", &OLD, Some("_seg"));
+    // T2 on the same grid but 0.01 mm off along world z (more than the 0.001 mm allowed).
+    let t2 = folder.join("w_t2.nii.gz");
+    let mut moved = geometry(SHAPE);
+    moved.header.srow_z[3] += 0.01;
+    let data = Array4::from_elem((1, 6, 5, 4), 4.0f32);
+    write_image(&t2, &data, &moved, "int16").unwrap();
+    let flair = folder.join("w_flair.nii.gz");
+    let err = Dataset::open(dir.path()).unwrap().cases[0]
+        .load()
+        .unwrap_err();
+    assert_error(
+        err,
+        &t2,
+        &format!(
+            "not co-registered with {}: the same voxel lies up to 0.010 mm apart",
+            flair.display()
+        ),
+    );
+
+    // 0.0005 mm off is within the tolerance.
+    moved.header.srow_z[3] = 0.0005;
+    write_image(&t2, &data, &moved, "int16").unwrap();
+    assert!(Dataset::open(dir.path()).unwrap().cases[0].load().is_ok());
+}
+
+#[test]
+fn non_utf8_folder_names_give_lossy_ids_that_must_be_unique() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let made = brats_case(dir.path(), "x", &OLD, None);
+    let first = dir.path().join(std::ffi::OsStr::from_bytes(b"case\xff"));
+    std::fs::rename(&made, &first).unwrap();
+    let dataset = Dataset::open(dir.path()).unwrap();
+    // The invalid byte becomes U+FFFD.
+    assert_eq!(dataset.cases[0].id, "case\u{fffd}");
+    assert_eq!(
+        dataset.cases[0].load().unwrap().image.shape(),
+        &[4, 6, 5, 4]
+    );
+
+    // A second name with another invalid byte gives the same id: refused, naming both folders.
+    let made = brats_case(dir.path(), "x", &OLD, None);
+    let second = dir.path().join(std::ffi::OsStr::from_bytes(b"case\xfe"));
+    std::fs::rename(&made, &second).unwrap();
+    let err = Dataset::open(dir.path()).unwrap_err();
+    assert_error(err, dir.path(), "two cases have the id \"case\u{fffd}\"");
+    let text = Dataset::open(dir.path()).unwrap_err().to_string();
+    assert!(text.contains(&first.display().to_string()), "{text}");
+    assert!(text.contains(&second.display().to_string()), "{text}");
+}
+
+#[test]
+fn dataset_json_paths_must_stay_inside_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    std::fs::create_dir_all(root.join("imagesTr")).unwrap();
+    let outside = dir.path().join("A.nii.gz");
+    write_volume(&outside, SHAPE, 1.0);
+    let json = root.join("dataset.json");
+    for entry in [
+        "../A.nii.gz".to_string(),
+        "./imagesTr/../../A.nii.gz".to_string(),
+        outside.display().to_string(),
+    ] {
+        std::fs::write(
+            &json,
+            format!(r#"{{"training": [{{"image": {entry:?}, "label": null}}]}}"#),
+        )
+        .unwrap();
+        assert_error(
+            Dataset::open(&root).unwrap_err(),
+            &json,
+            &format!("the path {entry:?} must stay inside the dataset"),
+        );
+    }
+    // A listed path that is a folder says so.
+    std::fs::create_dir_all(root.join("imagesTr/B.nii.gz")).unwrap();
+    std::fs::write(&json, r#"{"training": [{"image": "./imagesTr/B.nii.gz"}]}"#).unwrap();
+    assert_error(
+        Dataset::open(&root).unwrap_err(),
+        &root.join("imagesTr/B.nii.gz"),
+        "but it is a folder, not a NIfTI file",
+    );
+}
+
+#[test]
+fn a_modality_name_on_a_folder_or_fifo_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = brats_case(dir.path(), "f", &OLD[..3], None);
+    let t2 = folder.join("f_t2.nii.gz");
+    std::fs::create_dir(&t2).unwrap();
+    assert_error(
+        Dataset::open(dir.path()).unwrap_err(),
+        &t2,
+        "named like the T2w file but it is a folder, not a NIfTI file",
+    );
+    std::fs::remove_dir(&t2).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&t2)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_error(
+        Dataset::open(dir.path()).unwrap_err(),
+        &t2,
+        "named like the T2w file but it is a FIFO (named pipe), not a NIfTI file",
+    );
+}
+
+#[test]
+fn read_label_msd_detects_converts_and_checks() {
+    use brainseg_volume::{read_label_msd, LabelNumbering};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, values: &[([usize; 3], u8)]| {
+        let mut label = Array3::<u8>::zeros(SHAPE);
+        for &(at, v) in values {
+            label[at] = v;
+        }
+        let path = dir.path().join(name);
+        write_label(&path, &label, &geometry(SHAPE)).unwrap();
+        path
+    };
+    // BraTS 1 (core) -> MSD 2, 2 (edema) -> 1, 4 (enhancing) -> 3.
+    let brats = write(
+        "brats.nii.gz",
+        &[([1, 1, 1], 1), ([2, 2, 2], 2), ([3, 3, 3], 4)],
+    );
+    let map = read_label_msd(&brats, None, Some(SHAPE)).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Brats, false));
+    assert_eq!(
+        (
+            map.labels[[1, 1, 1]],
+            map.labels[[2, 2, 2]],
+            map.labels[[3, 3, 3]]
+        ),
+        (2, 1, 3)
+    );
+    assert_eq!(map.labels.iter().map(|&v| v as usize).sum::<usize>(), 6);
+
+    // A 3 and no 4: MSD, unchanged.
+    let msd = write("msd.nii.gz", &[([1, 1, 1], 1), ([3, 3, 3], 3)]);
+    let map = read_label_msd(&msd, None, None).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Msd, false));
+    assert_eq!((map.labels[[1, 1, 1]], map.labels[[3, 3, 3]]), (1, 3));
+
+    // Only 0..=2: either numbering; MSD is assumed and reported as a guess.
+    let unsure = write("unsure.nii.gz", &[([1, 1, 1], 1), ([2, 2, 2], 2)]);
+    let map = read_label_msd(&unsure, None, None).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Msd, true));
+    assert_eq!((map.labels[[1, 1, 1]], map.labels[[2, 2, 2]]), (1, 2));
+    // Given as BraTS, the same file is converted.
+    let map = read_label_msd(&unsure, Some(LabelNumbering::Brats), None).unwrap();
+    assert_eq!((map.labels[[1, 1, 1]], map.labels[[2, 2, 2]]), (2, 1));
+
+    // Errors: a value of neither numbering, a 4 in a file said to be MSD, a wrong shape.
+    let bad = write("bad.nii.gz", &[([0, 0, 0], 7)]);
+    assert_error(
+        read_label_msd(&bad, None, None).unwrap_err(),
+        &bad,
+        "unknown label value 7 (neither MSD numbering",
+    );
+    assert_error(
+        read_label_msd(&brats, Some(LabelNumbering::Msd), None).unwrap_err(),
+        &brats,
+        "unknown label value 4 (Msd numbering has 0, 1, 2, 3)",
+    );
+    assert_error(
+        read_label_msd(&msd, None, Some([6, 5, 3])).unwrap_err(),
+        &msd,
+        "label shape 6x5x4 differs from the image shape 6x5x3",
+    );
+}

@@ -244,3 +244,72 @@ fn open_brats_folder_and_split() {
         .collect();
     assert_eq!(names, ["split.json"], "no temp file left behind");
 }
+
+/// A case folder in `dir` whose modalities link to the real case's and whose label map is the real
+/// one written with its source affine moved `shift_mm` along world x.
+fn case_with_label_shifted(dir: &Path, shift_mm: f32) -> PathBuf {
+    let folder = dir.join(CASE);
+    std::fs::create_dir_all(&folder).unwrap();
+    for suffix in ["flair", "t1", "t1ce", "t2"] {
+        std::os::unix::fs::symlink(
+            case_file(suffix),
+            folder.join(format!("{CASE}_{suffix}.nii.gz")),
+        )
+        .unwrap();
+    }
+    let (label, mut geometry) = read_label(&case_file("seg")).unwrap();
+    // Both forms move, so whichever the reader uses is shifted.
+    geometry.header.srow_x[3] += shift_mm;
+    geometry.header.quatern_x += shift_mm;
+    write_label(
+        &folder.join(format!("{CASE}_seg.nii.gz")),
+        &label,
+        &geometry,
+    )
+    .unwrap();
+    folder
+}
+
+#[test]
+fn a_label_map_moved_50_mm_is_refused_and_the_unmoved_copy_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = case_with_label_shifted(dir.path(), 0.0);
+    let case = Dataset::open(&folder).unwrap().cases[0].load().unwrap();
+    assert_eq!(case.label.unwrap().shape(), &[240, 240, 155]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = case_with_label_shifted(dir.path(), 50.0);
+    let seg = folder.join(format!("{CASE}_seg.nii.gz"));
+    let err = Dataset::open(&folder).unwrap().cases[0].load().unwrap_err();
+    assert_eq!(err.path.as_deref(), Some(seg.as_path()), "{err}");
+    let flair = folder.join(format!("{CASE}_flair.nii.gz"));
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("not co-registered with {}", flair.display())),
+        "{text}"
+    );
+    // A pure translation moves every voxel by exactly the shift.
+    assert!(text.contains("lies up to 50.000 mm apart"), "{text}");
+    assert!(!text.contains('\n'));
+}
+
+#[test]
+fn label_numbering_is_detected_on_real_files() {
+    use brainseg_volume::{read_label_msd, LabelNumbering};
+    // BraTS 2018 (0, 1, 2, 4): detected as BraTS; counts follow 1 -> 2, 2 -> 1, 4 -> 3.
+    let seg = case_file("seg");
+    let raw = raw_volume(&seg);
+    let map = read_label_msd(&seg, None, Some([240, 240, 155])).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Brats, false));
+    for (msd, brats) in [(0u8, 0.0f32), (1, 2.0), (2, 1.0), (3, 4.0)] {
+        assert_eq!(
+            map.labels.iter().filter(|&&v| v == msd).count(),
+            raw.iter().filter(|&&v| v == brats).count()
+        );
+    }
+    // MSD labelsTr (0..=3 with 3 present): detected as MSD, values unchanged.
+    let path = data().join("msd-labels").join("BRATS_001.nii.gz");
+    let map = read_label_msd(&path, None, None).unwrap();
+    assert_eq!((map.numbering, map.guessed), (LabelNumbering::Msd, false));
+    assert_eq!(map.labels, raw_volume(&path).mapv(|v| v as u8));
+}
