@@ -15,12 +15,13 @@ pub struct Args {
     /// Ground truth: a dataset (MSD or raw BraTS), a folder of <case>.nii.gz label maps, or one file.
     #[arg(long)]
     pub truth: PathBuf,
-    /// Label numbering of the predictions.
-    #[arg(long, value_enum, default_value_t = LabelNumbering::Msd)]
-    pub pred_labels: LabelNumbering,
-    /// Label numbering of ground-truth files given directly (datasets say their own numbering).
-    #[arg(long, value_enum, default_value_t = LabelNumbering::Msd)]
-    pub truth_labels: LabelNumbering,
+    /// Label numbering of the predictions [default: as `brainseg predict` recorded it, else
+    /// detected from the values: a 4 means BraTS, a 3 MSD; a warning when neither is present].
+    #[arg(long, value_enum)]
+    pub pred_labels: Option<LabelNumbering>,
+    /// Label numbering of ground-truth files [default: as their dataset says, else detected].
+    #[arg(long, value_enum)]
+    pub truth_labels: Option<LabelNumbering>,
     /// HD95 convention: directed_max (the larger of the two directed 95th percentiles, as the BraTS
     /// challenges and MONAI compute it) or pooled (both distance sets pooled, as MedPy's hd95).
     #[arg(long, default_value_t = HausdorffConvention::default())]

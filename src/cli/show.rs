@@ -1,7 +1,7 @@
 //! `brainseg show`: pictures of a case — labelled slice grid, GIF, patch view, ground truth beside prediction.
 use anyhow::{bail, Result};
 use brainseg_core::LabelNumbering;
-use brainseg_pipeline::labels::read_label_msd;
+use brainseg_volume::read_label_msd;
 use brainseg_pipeline::pictures::{draw_case, load_case, PictureOptions};
 use brainseg_visualize::{Convention, Overlay};
 use std::path::PathBuf;
@@ -20,9 +20,9 @@ pub struct Args {
     /// A predicted label map: adds the ground-truth-beside-prediction picture.
     #[arg(long)]
     pub pred: Option<PathBuf>,
-    /// Label numbering of --label and --pred files.
-    #[arg(long, value_enum, default_value_t = LabelNumbering::Msd)]
-    pub labels: LabelNumbering,
+    /// Label numbering of --label and --pred files [default: detected; a 4 means BraTS].
+    #[arg(long, value_enum)]
+    pub labels: Option<LabelNumbering>,
     /// Output folder for the pictures.
     #[arg(short, long)]
     pub out: PathBuf,
@@ -45,8 +45,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let case = load_case(&args.input, args.case.as_deref())?;
-    let shape = Some(&case.image.shape()[1..]);
-    let read = |path: &PathBuf| read_label_msd(path, args.labels, shape).map(|(l, _)| l);
+    let (_, x, y, z) = case.image.dim();
+    let read = |path: &PathBuf| read_label_msd(path, args.labels, Some([x, y, z])).map(|m| m.labels);
     let truth = match &args.label {
         Some(path) => Some(read(path)?),
         None => case.label.clone(),

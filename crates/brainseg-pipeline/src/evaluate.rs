@@ -1,22 +1,24 @@
 //! Predicted label maps against ground truth, matched by case id, scored per case and aggregated.
-use crate::labels::read_label_msd;
 use crate::layout::{case_id_of_label_file, is_nifti, PROBABILITIES_SUFFIX};
 use crate::progress::Progress;
 use crate::{Error, Result};
 use brainseg_core::{Class, LabelNumbering};
 use brainseg_metrics::{patch::SensSpec, CaseMetrics, CaseRow, HausdorffConvention, Summary};
-use brainseg_volume::Dataset;
+use crate::layout::PredictionLayout;
+use crate::segment::Provenance;
+use brainseg_volume::{read_label_msd, Dataset, MsdLabelMap};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// A label map and how its labels are numbered.
-pub type LabelFile = (PathBuf, LabelNumbering);
+/// A label map and how its labels are numbered (`None`: detected from its values).
+pub type LabelFile = (PathBuf, Option<LabelNumbering>);
 
 /// Label files by case id: one file, a dataset (which knows its labels and their numbering) or a
-/// folder of `<case>.nii.gz`. `numbering` applies to files given directly.
+/// folder of `<case>.nii.gz`. `numbering` applies to files given directly; without it, a folder
+/// written by `brainseg predict` says its own (predictions.json), and other files are detected.
 pub fn label_files(
     path: &Path,
-    numbering: LabelNumbering,
+    numbering: Option<LabelNumbering>,
     what: &str,
 ) -> Result<BTreeMap<String, LabelFile>> {
     if !path.exists() {
@@ -35,12 +37,20 @@ pub fn label_files(
         let labelled: BTreeMap<_, _> = dataset
             .cases
             .iter()
-            .filter_map(|c| c.label.clone().map(|l| (c.id.clone(), (l, c.numbering))))
+            .filter_map(|c| {
+                c.label
+                    .clone()
+                    .map(|l| (c.id.clone(), (l, numbering.or(Some(c.numbering)))))
+            })
             .collect();
         if !labelled.is_empty() {
             return Ok(labelled);
         }
     }
+    let numbering = match numbering {
+        Some(given) => Some(given),
+        None => Provenance::read(&PredictionLayout::new(path))?.map(|p| p.numbering),
+    };
     let entries = std::fs::read_dir(path).map_err(|e| {
         Error::invalid(format!("{}: cannot list the folder: {e}", path.display()))
     })?;
@@ -134,9 +144,21 @@ pub fn evaluate(
         pairs.iter().enumerate()
     {
         progress.advance("cases", done, pairs.len(), id);
+        let mut read = |path: &Path, numbering: Option<LabelNumbering>| -> Result<MsdLabelMap> {
+            let map = read_label_msd(path, numbering, None)?;
+            if map.guessed {
+                progress.warn(&format!(
+                    "{}: holds neither label 3 nor 4, so its numbering cannot be told from its values; \
+                     read as MSD (give --pred-labels / --truth-labels if it is BraTS)",
+                    path.display()
+                ));
+            }
+            Ok(map)
+        };
         let scored = (|| -> Result<CaseMetrics> {
-            let (pred, _) = read_label_msd(pred_path, *pred_numbering, None)?;
-            let (truth, geometry) = read_label_msd(truth_path, *truth_numbering, None)?;
+            let pred = read(pred_path, *pred_numbering)?;
+            let truth = read(truth_path, *truth_numbering)?;
+            let (pred, truth, geometry) = (pred.labels, truth.labels, truth.geometry);
             if pred.shape() != truth.shape() {
                 return Err(Error::invalid(format!(
                     "{}: shape {:?} differs from the ground truth's {:?} ({})",

@@ -13,12 +13,12 @@
 //! [`info`], [`demo`] and the benchmarks ([`bench`]). Nothing here prints: long work reports
 //! through [`Progress`], and every failure is an [`Error`] naming the file or case.
 
+pub mod bench;
 pub mod demo;
 mod device;
 mod error;
 pub mod evaluate;
 pub mod info;
-pub mod labels;
 pub mod layout;
 pub mod model;
 pub mod pictures;
