@@ -2,7 +2,7 @@
 use anyhow::{bail, Result};
 use brainseg_model::{Normalisation, Targets, UNet3dConfig, Upsampling};
 use brainseg_train::{train, LossKind, SamplingConfig, TrainConfig, TrainEvent};
-use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
+use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -151,10 +151,10 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
             StdArg::Seed => Standardization::SeedSlices,
             StdArg::Zscore => Standardization::ZScoreBrain,
         },
-        augment: if args.no_augment {
-            AugmentConfig::off()
+        augmentation: if args.no_augment {
+            AugmentationConfig::off()
         } else {
-            AugmentConfig::default()
+            AugmentationConfig::basic()
         },
         batch_size: args.batch_size,
     };

@@ -367,9 +367,13 @@ impl AugmentationConfig {
     pub fn from_legacy(legacy: &AugmentConfig) -> Self {
         let off = Self::off();
         AugmentationConfig {
-            mirror: MirrorAugmentation {
-                axes: [legacy.flip; 3],
-                p_per_axis: if legacy.flip { 0.5 } else { 0.0 },
+            mirror: if legacy.flip {
+                MirrorAugmentation {
+                    axes: [true; 3],
+                    p_per_axis: 0.5,
+                }
+            } else {
+                off.mirror.clone()
             },
             seed_jitter: AugmentConfig {
                 flip: false,

@@ -430,6 +430,10 @@ fn basic_reproduces_the_seed_augmentation_bit_for_bit() {
         AugmentationConfig::basic(),
         AugmentationConfig::from_legacy(&AugmentConfig::default())
     );
+    assert_eq!(
+        AugmentationConfig::from_legacy(&AugmentConfig::off()),
+        AugmentationConfig::off()
+    );
 }
 
 #[test]
