@@ -7,7 +7,7 @@ use brainseg_core::Targets;
 use brainseg_model::{Normalisation, Upsampling};
 use brainseg_pipeline::training_device;
 use brainseg_train::{train, LossKind, Recipe, RunLayout, TrainConfig, TrainEvent};
-use brainseg_transforms::{AugmentConfig, Standardization};
+use brainseg_transforms::{AugmentationConfig, AugmentationPreset, Standardization};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -76,8 +76,13 @@ pub struct Args {
     /// The notebook's acceptance rule: a random patch is kept when its background fraction is below this [0.95].
     #[arg(long)]
     pub background_threshold: Option<f64>,
-    /// Turn off augmentation (flips, intensity scale and shift).
+    /// Data augmentation: off, basic (flips, intensity scale and shift) or nnunet (nnU-Net's
+    /// 3d_fullres set: rotation, scaling, noise, blur, brightness, contrast, low resolution, gamma,
+    /// mirroring) [recipe cpu and notebook: basic].
     #[arg(long)]
+    pub augmentation: Option<AugmentationPreset>,
+    /// Same as --augmentation off.
+    #[arg(long, conflicts_with = "augmentation")]
     pub no_augment: bool,
     /// Batches prepared ahead by the background sampler [2].
     #[arg(long)]
@@ -118,8 +123,11 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     set(&mut c.sampling.standardization, args.standardization);
     set(&mut c.sampling.patch.foreground_share, args.foreground_share);
     set(&mut c.sampling.patch.background_threshold, args.background_threshold);
+    if let Some(preset) = args.augmentation {
+        c.sampling.augmentation = AugmentationConfig::preset(preset);
+    }
     if args.no_augment {
-        c.sampling.augment = AugmentConfig::off();
+        c.sampling.augmentation = AugmentationConfig::off();
     }
     set(&mut c.queue_depth, args.queue);
     c.model.validate()?;

@@ -12,7 +12,7 @@ use brainseg_infer::{InferenceConfig, Tiling};
 use brainseg_metrics::{CaseMetrics, CaseRow, Summary};
 use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
 use brainseg_train::{train, LossKind, RunLayout, SamplingConfig, TrainConfig};
-use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
+use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use brainseg_visualize::write_atomic;
 use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
 use brainseg_volume::{write_label, Dataset};
@@ -78,7 +78,7 @@ impl DemoConfig {
                     ..PatchConfig::default()
                 },
                 standardization: Standardization::ZScoreBrain,
-                augment: AugmentConfig::default(),
+                augmentation: AugmentationConfig::basic(),
                 batch_size: 2,
             },
             epochs: self.epochs,

@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release -p brainseg-train --example pipeline_bench -- ../shared/data/brats2018 [batches] [x,y,z]
 use brainseg_train::data::{open_volumes, SamplingConfig};
-use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
+use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use brainseg_volume::Dataset;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
                 ..PatchConfig::default()
             },
             standardization,
-            augment: AugmentConfig::default(),
+            augmentation: AugmentationConfig::basic(),
             batch_size: 3,
         };
         let started = Instant::now();

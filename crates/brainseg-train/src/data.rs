@@ -6,7 +6,9 @@
 //! channels is 3 x (4 + 3) x 409,600 x 4 B = 34 MB; each worker builds one patch at a time
 //! (~12 MB including its crop and target).
 use anyhow::{bail, Context, Result};
-use brainseg_transforms::{augment, sample_patch, AugmentConfig, PatchConfig, Standardization};
+use brainseg_transforms::{
+    augment_patch, sample_patch, AugmentConfig, AugmentationConfig, PatchConfig, Standardization,
+};
 use brainseg_volume::seed_patches::{read_seed_patch, SeedPatch};
 use brainseg_volume::{CaseRef, Dataset};
 use memmap2::Mmap;
@@ -255,11 +257,41 @@ pub fn open_volumes(
 
 /// How batches are drawn.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "StoredSamplingConfig")]
 pub struct SamplingConfig {
     pub patch: PatchConfig,
     pub standardization: Standardization,
-    pub augment: AugmentConfig,
+    /// Training-patch augmentation: `AugmentationConfig::preset(AugmentationPreset::Nnunet)` for
+    /// nnU-Net's recipe, `::Basic` for the seed's flips and intensity jitter. Run configs written
+    /// before this field held the seed's `augment` (an `AugmentConfig`) instead; they read back as
+    /// `AugmentationConfig::from_legacy` of it, which draws the same patches.
+    pub augmentation: AugmentationConfig,
     pub batch_size: usize,
+}
+
+/// [`SamplingConfig`] as a run's config.json holds it, old (`augment`) or new (`augmentation`).
+#[derive(Deserialize)]
+struct StoredSamplingConfig {
+    patch: PatchConfig,
+    standardization: Standardization,
+    #[serde(default)]
+    augmentation: Option<AugmentationConfig>,
+    #[serde(default)]
+    augment: Option<AugmentConfig>,
+    batch_size: usize,
+}
+
+impl From<StoredSamplingConfig> for SamplingConfig {
+    fn from(stored: StoredSamplingConfig) -> Self {
+        SamplingConfig {
+            patch: stored.patch,
+            standardization: stored.standardization,
+            augmentation: stored.augmentation.unwrap_or_else(|| {
+                AugmentationConfig::from_legacy(&stored.augment.unwrap_or_default())
+            }),
+            batch_size: stored.batch_size,
+        }
+    }
 }
 
 /// An RNG for one (epoch, step, item): every random choice is reproducible from the run seed alone,
@@ -289,7 +321,7 @@ fn volume_item(
         config.standardization.apply(&mut image);
     }
     if augment_on {
-        augment(&mut image, &mut target, &config.augment, rng);
+        augment_patch(&mut image, &mut target, &config.augmentation, rng);
     }
     Ok((image, target))
 }
@@ -318,7 +350,7 @@ fn seed_item(
     };
     config.standardization.apply(&mut image);
     if augment_on {
-        augment(&mut image, &mut target, &config.augment, rng);
+        augment_patch(&mut image, &mut target, &config.augmentation, rng);
     }
     Ok((image, target))
 }
@@ -431,5 +463,52 @@ impl PatchSource {
             batches.push(stack(chunk));
         }
         Ok(batches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brainseg_transforms::AugmentationPreset;
+
+    fn stored(augmentation: &str) -> SamplingConfig {
+        let json = format!(
+            r#"{{"patch": {}, "standardization": {}, {augmentation} "batch_size": 2}}"#,
+            serde_json::to_string(&PatchConfig::default()).unwrap(),
+            serde_json::to_string(&Standardization::ZScoreBrain).unwrap(),
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn old_run_configs_keep_their_augmentation() {
+        let legacy_on = serde_json::to_string(&AugmentConfig::default()).unwrap();
+        let legacy_off = serde_json::to_string(&AugmentConfig::off()).unwrap();
+        assert_eq!(
+            stored(&format!(r#""augment": {legacy_on},"#)).augmentation,
+            AugmentationConfig::preset(AugmentationPreset::Basic)
+        );
+        assert_eq!(
+            stored(&format!(r#""augment": {legacy_off},"#)).augmentation,
+            AugmentationConfig::preset(AugmentationPreset::Off)
+        );
+        assert_eq!(stored("").augmentation, AugmentationConfig::basic());
+    }
+
+    #[test]
+    fn new_run_configs_round_trip() {
+        let config = SamplingConfig {
+            augmentation: AugmentationConfig::nnunet(),
+            ..stored("")
+        };
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(json.contains("\"augmentation\"") && !json.contains("\"augment\""));
+        let back: SamplingConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.augmentation, AugmentationConfig::nnunet());
+        // A partial augmentation object keeps nnU-Net's values for what it leaves out.
+        let partial = stored(r#""augmentation": {"noise": {"p": 0.5}},"#).augmentation;
+        assert_eq!(partial.noise.p, 0.5);
+        assert_eq!(partial.noise.std_range, [0.0, 0.1]);
+        assert_eq!(partial.spatial, AugmentationConfig::nnunet().spatial);
     }
 }

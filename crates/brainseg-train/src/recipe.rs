@@ -3,7 +3,7 @@
 use crate::{LossKind, SamplingConfig, TrainConfig};
 use brainseg_core::Targets;
 use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
-use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
+use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use std::path::PathBuf;
 
 /// A starting point for a run.
@@ -35,7 +35,7 @@ impl Recipe {
                         ..PatchConfig::default()
                     },
                     standardization: Standardization::SeedSlices,
-                    augment: AugmentConfig::default(),
+                    augmentation: AugmentationConfig::basic(),
                     batch_size: 3,
                 },
                 epochs: 10,
@@ -64,7 +64,7 @@ impl Recipe {
                         ..PatchConfig::default()
                     },
                     standardization: Standardization::ZScoreBrain,
-                    augment: AugmentConfig::default(),
+                    augmentation: AugmentationConfig::basic(),
                     batch_size: 2,
                 },
                 epochs: 10,

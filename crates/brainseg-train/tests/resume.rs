@@ -1,7 +1,7 @@
 //! Determinism and exact resume on a tiny synthetic dataset.
 use brainseg_model::{cpu_autodiff_device, Targets, UNet3dConfig};
 use brainseg_train::{train, LossKind, SamplingConfig, TrainConfig};
-use brainseg_transforms::{AugmentConfig, PatchConfig, Standardization};
+use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
 use std::path::Path;
 
@@ -22,7 +22,7 @@ fn tiny_config(data: &Path, epochs: usize) -> TrainConfig {
                 ..PatchConfig::default()
             },
             standardization: Standardization::ZScoreBrain,
-            augment: AugmentConfig::default(),
+            augmentation: AugmentationConfig::basic(),
             batch_size: 2,
         },
         epochs,

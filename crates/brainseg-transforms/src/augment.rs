@@ -60,22 +60,43 @@ pub fn augment<R: Rng + ?Sized>(
     config: &AugmentConfig,
     rng: &mut R,
 ) -> Augmentation {
-    let channels = image.len_of(Axis(0));
     let mut flipped = [false; 3];
     if config.flip {
-        for (axis, flip) in flipped.iter_mut().enumerate() {
+        for flip in flipped.iter_mut() {
             *flip = rng.random_bool(0.5);
-            if *flip {
-                image.invert_axis(Axis(axis + 1));
-                target.invert_axis(Axis(axis + 1));
-            }
         }
-        if flipped.iter().any(|&f| f) {
-            // invert_axis only negates strides; downstream code expects standard layout.
-            *image = image.as_standard_layout().into_owned();
-            *target = target.as_standard_layout().into_owned();
-        }
+        mirror(image, target, flipped);
     }
+    let (scale, shift) = scale_and_shift(image, config, rng);
+    Augmentation {
+        flipped,
+        scale,
+        shift,
+    }
+}
+
+/// Reverse the chosen spatial axes of both arrays; the results are in standard layout.
+pub(crate) fn mirror(image: &mut Array4<f32>, target: &mut Array4<f32>, axes: [bool; 3]) {
+    for (axis, _) in axes.iter().enumerate().filter(|(_, &f)| f) {
+        image.invert_axis(Axis(axis + 1));
+        target.invert_axis(Axis(axis + 1));
+    }
+    if axes.iter().any(|&f| f) {
+        // invert_axis only negates strides; downstream code expects standard layout.
+        *image = image.as_standard_layout().into_owned();
+        *target = target.as_standard_layout().into_owned();
+    }
+}
+
+/// The seed's per-channel intensity scale and shift (the `scale*` and `shift*` fields of `config`;
+/// `flip` is ignored here). Draws every channel's factor, then every channel's shift, only for the
+/// enabled parts. Returns the factors (1 when off) and the offsets (0 when off).
+pub(crate) fn scale_and_shift<R: Rng + ?Sized>(
+    image: &mut Array4<f32>,
+    config: &AugmentConfig,
+    rng: &mut R,
+) -> (Vec<f32>, Vec<f32>) {
+    let channels = image.len_of(Axis(0));
     let scale: Vec<f32> = (0..channels)
         .map(|_| {
             if config.scale {
@@ -104,11 +125,7 @@ pub fn augment<R: Rng + ?Sized>(
             channel.mapv_inplace(|v| v + shift[c]);
         }
     }
-    Augmentation {
-        flipped,
-        scale,
-        shift,
-    }
+    (scale, shift)
 }
 
 /// U(-range, range); 0 without drawing when the range is empty.

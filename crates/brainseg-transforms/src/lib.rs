@@ -6,11 +6,14 @@
 //! the same seed gives the same patches.
 
 pub mod augment;
+pub mod augmentation;
 pub mod patch;
+pub mod resample;
 pub mod standardize;
 pub mod targets;
 
 pub use augment::{augment, AugmentConfig, Augmentation};
+pub use augmentation::{augment_patch, Applied, AugmentationConfig, AugmentationPreset};
 pub use patch::{crop_padded3, crop_padded4, sample_patch, Patch, PatchConfig, PatchOrigin};
 pub use standardize::{standardize_slices, zscore_brain, Standardization};
 pub use targets::{encode_targets, Targets};
