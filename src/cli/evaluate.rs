@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 use brainseg_core::LabelNumbering;
 use brainseg_metrics::{sens_spec_table, HausdorffConvention};
 use brainseg_pipeline::evaluate::{evaluate, label_files};
+use brainseg_pipeline::guard::refuse_input_as_output;
 use brainseg_visualize::write_atomic;
 use std::path::PathBuf;
 
@@ -37,6 +38,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let predictions = label_files(&args.input, args.pred_labels, "prediction")?;
     let truths = label_files(&args.truth, args.truth_labels, "ground truth")?;
+    let inputs: Vec<PathBuf> = predictions.values().chain(truths.values()).map(|(p, _)| p.clone()).collect();
+    for output in args.csv.iter().chain(&args.json) {
+        refuse_input_as_output(output, &inputs)?;
+    }
     let mut progress = Reporter::new();
     let evaluation = evaluate(&predictions, &truths, args.hd95, &mut progress)?;
     drop(progress);

@@ -42,6 +42,10 @@ pub struct InferenceConfig {
     /// Must match training: per-tile for [`Standardization::SeedSlices`] (a padded edge tile's
     /// statistics include its zeros, as for padded training patches), whole volume otherwise.
     pub standardization: Standardization,
+    /// Tile only the bounding box of the voxels that are non-zero in any channel (the head or the
+    /// skull-stripped brain), as nnU-Net crops; outside it every probability is 0. Tiles whose
+    /// input is all zero are not run either.
+    pub crop_to_nonzero: bool,
 }
 
 impl Default for InferenceConfig {
@@ -53,6 +57,7 @@ impl Default for InferenceConfig {
             batch_size: 2,
             mirror: false,
             standardization: Standardization::default(),
+            crop_to_nonzero: true,
         }
     }
 }
@@ -130,6 +135,26 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
             image.shape()
         )));
     }
+    if !config.crop_to_nonzero {
+        return predict_tiles(predictor, image, config, progress);
+    }
+    let mut probabilities = Array4::<f32>::zeros((predictor.out_channels(), x, y, z));
+    if let Some(bounds) = nonzero_bounds(image) {
+        let window = s![.., bounds[0].clone(), bounds[1].clone(), bounds[2].clone()];
+        let inner = predict_tiles(predictor, image.slice(window), config, progress)?;
+        probabilities.slice_mut(window).assign(&inner);
+    }
+    Ok(probabilities)
+}
+
+/// The tiling itself, over the whole of `image`.
+fn predict_tiles<P: PatchPredictor + ?Sized>(
+    predictor: &mut P,
+    image: ArrayView4<f32>,
+    config: &InferenceConfig,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Array4<f32>> {
+    let (channels, x, y, z) = image.dim();
     let whole_volume;
     let source = if config.standardization.per_patch() {
         image
@@ -161,6 +186,10 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
     let mut sum = Array4::<f32>::zeros((out_channels, x, y, z));
     let mut weight_sum = Array3::<f32>::zeros((x, y, z));
     let mut done = 0;
+    // Tiles of nothing but zeros (air around a cropped head's corners) are not run: 0 there.
+    if config.crop_to_nonzero {
+        corners.retain(|&corner| crop_padded4(image, corner, tile).iter().any(|&v| v != 0.0));
+    }
     for batch_corners in corners.chunks(config.batch_size) {
         let mut batch =
             Array5::<f32>::zeros((batch_corners.len(), channels, tile[0], tile[1], tile[2]));
@@ -195,10 +224,32 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
         progress(done, corners.len());
     }
     for mut channel in sum.axis_iter_mut(Axis(0)) {
-        // Every voxel is covered by at least one tile with a positive weight.
-        channel.zip_mut_with(&weight_sum, |p, &w| *p /= w);
+        // Every voxel is covered by a tile with a positive weight, unless all its tiles were empty.
+        channel.zip_mut_with(&weight_sum, |p, &w| {
+            if w > 0.0 {
+                *p /= w
+            }
+        });
     }
     Ok(sum)
+}
+
+/// Index ranges along x, y, z of the voxels non-zero in any channel; None when all are zero.
+pub fn nonzero_bounds(image: ArrayView4<f32>) -> Option<[std::ops::Range<usize>; 3]> {
+    let (_, x, y, z) = image.dim();
+    let mut low = [x, y, z];
+    let mut high = [0usize; 3];
+    for channel in image.outer_iter() {
+        for ((i, j, k), &v) in channel.indexed_iter() {
+            if v != 0.0 {
+                for (a, index) in [i, j, k].into_iter().enumerate() {
+                    low[a] = low[a].min(index);
+                    high[a] = high[a].max(index + 1);
+                }
+            }
+        }
+    }
+    (high[0] > 0).then(|| [low[0]..high[0], low[1]..high[1], low[2]..high[2]])
 }
 
 /// One model call, or the mean over the 8 mirrorings (flip input, predict, flip back).
@@ -307,8 +358,72 @@ mod tests {
             tiling,
             batch_size: 3,
             standardization: Standardization::None,
+            crop_to_nonzero: false,
             ..InferenceConfig::default()
         }
+    }
+
+    #[test]
+    fn cropping_to_the_nonzero_box_changes_nothing_inside_it() {
+        let mut image = coded_image((40, 36, 20));
+        // Non-zero only in x 7..29, y 3..20, z 2..15 (in some channel).
+        let mut outside = Array4::<bool>::from_elem(image.raw_dim(), true);
+        outside.slice_mut(s![.., 7..29, 3..20, 2..15]).fill(false);
+        image.zip_mut_with(&outside, |v, &o| {
+            if o {
+                *v = 0.0
+            }
+        });
+        image[[2, 28, 19, 14]] = 1.5;
+        assert_eq!(nonzero_bounds(image.view()), Some([7..29, 3..20, 2..15]));
+        let uncropped = config(Tiling::Sliding);
+        let cropped = InferenceConfig {
+            crop_to_nonzero: true,
+            ..uncropped.clone()
+        };
+        let run = |config: &InferenceConfig| {
+            let mut model = VoxelwiseModel {
+                batch_sizes: vec![],
+            };
+            predict_probabilities(&mut model, image.view(), config, |_, _| {}).unwrap()
+        };
+        let (whole, boxed) = (run(&uncropped), run(&cropped));
+        // A voxel-wise model gives every covering tile the same value: equal up to rounding.
+        let window = s![.., 7..29, 3..20, 2..15];
+        let inside = max_abs_difference(
+            &whole.slice(window).to_owned(),
+            &boxed.slice(window).to_owned(),
+        );
+        assert!(inside < 1e-6, "inside the box: {inside}");
+        // Outside, the uncropped run saw sigmoid(0) = 0.5 on channel 1; the cropped one writes 0.
+        assert_eq!(whole[[1, 0, 0, 0]], 0.5);
+        let mut outside_values = boxed.clone();
+        outside_values.slice_mut(window).fill(0.0);
+        assert!(outside_values.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn empty_images_and_empty_tiles_are_not_run() {
+        let cropped = InferenceConfig {
+            crop_to_nonzero: true,
+            ..config(Tiling::Seed)
+        };
+        let mut model = VoxelwiseModel {
+            batch_sizes: vec![],
+        };
+        let zeros = Array4::<f32>::zeros((3, 20, 20, 10));
+        let got = predict_probabilities(&mut model, zeros.view(), &cropped, |_, _| {}).unwrap();
+        assert!(got.iter().all(|&v| v == 0.0));
+        assert!(model.batch_sizes.is_empty(), "no tile of an empty image runs");
+        // Two voxels at opposite corners of a 48 x 48 x 8 box: of its 3 x 3 x 1 tiles of 16 x 16 x 8,
+        // only the two corner tiles hold anything.
+        let mut sparse = Array4::<f32>::zeros((3, 48, 48, 8));
+        sparse[[0, 0, 0, 0]] = 1.0;
+        sparse[[0, 47, 47, 7]] = 2.0;
+        let got = predict_probabilities(&mut model, sparse.view(), &cropped, |_, _| {}).unwrap();
+        assert_eq!(model.batch_sizes.iter().sum::<usize>(), 2);
+        assert_eq!(got[[0, 47, 47, 7]], 2.0);
+        assert_eq!(got[[0, 20, 20, 4]], 0.0);
     }
 
     fn max_abs_difference(a: &Array4<f32>, b: &Array4<f32>) -> f32 {

@@ -18,6 +18,7 @@ pub mod demo;
 mod device;
 mod error;
 pub mod evaluate;
+pub mod guard;
 pub mod info;
 pub mod layout;
 pub mod model;

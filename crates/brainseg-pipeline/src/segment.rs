@@ -115,6 +115,7 @@ pub fn predict_dataset(
 ) -> Result<PredictOutcome> {
     options.inference.validate()?;
     options.labels.validate()?;
+    crate::guard::refuse_input_folder(out.path(), &crate::guard::dataset_files(dataset))?;
     std::fs::create_dir_all(out.path()).map_err(|e| {
         brainseg_volume::Error::at(out.path(), format!("cannot create the output folder: {e}"))
     })?;
