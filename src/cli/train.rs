@@ -177,6 +177,8 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
             LossArg::SoftDice => LossKind::SoftDice,
             LossArg::DiceBce => LossKind::DiceBce,
         },
+        optimizer: brainseg_train::Optimizer::Adam,
+        schedule: brainseg_train::Schedule::Constant,
         seed: args.seed,
         train_fraction: args.train_fraction,
         queue_depth: args.queue,

@@ -8,4 +8,7 @@ pub mod data;
 pub mod training;
 
 pub use data::{Batch, PatchSource, SamplingConfig};
-pub use training::{train, EpochRecord, LossKind, TrainConfig, TrainEvent};
+pub use training::{
+    nnunet_recipe, train, training_loss, EpochRecord, LossKind, Optimizer, Schedule, TrainConfig,
+    TrainEvent,
+};
