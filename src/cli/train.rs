@@ -6,7 +6,9 @@ use anyhow::{bail, Result};
 use brainseg_core::Targets;
 use brainseg_model::{Normalisation, Upsampling};
 use brainseg_pipeline::training_device;
-use brainseg_train::{train, LossKind, Recipe, RunLayout, TrainConfig, TrainEvent};
+use brainseg_train::{
+    train, LossKind, Optimizer, Recipe, RunLayout, Schedule, TrainConfig, TrainEvent,
+};
 use brainseg_transforms::{AugmentationConfig, AugmentationPreset, Standardization};
 use std::path::PathBuf;
 
@@ -39,7 +41,13 @@ pub struct Args {
     /// Validation patches drawn from each validation case [recipe: 4].
     #[arg(long)]
     pub valid_patches: Option<usize>,
-    /// Adam's learning rate [recipe cpu: 1e-3; notebook: 1e-5].
+    /// Optimiser [recipe cpu, notebook: adam; nnunet: sgd-nesterov].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Optimizer>,
+    /// Learning-rate schedule over the epochs [recipe cpu, notebook: constant; nnunet: poly].
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Initial learning rate [recipe cpu: 1e-3; notebook: 1e-5; nnunet: 0.01].
     #[arg(long)]
     pub learning_rate: Option<f64>,
     /// Random seed of the split, the weights, the patches and the augmentation [0].
@@ -109,6 +117,8 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     set(&mut c.steps_per_epoch, args.steps_per_epoch);
     set(&mut c.valid_patches_per_case, args.valid_patches);
     set(&mut c.learning_rate, args.learning_rate);
+    set(&mut c.optimizer, args.optimizer);
+    set(&mut c.schedule, args.schedule);
     set(&mut c.seed, args.seed);
     set(&mut c.train_fraction, args.train_fraction);
     set(&mut c.model.depth, args.depth);

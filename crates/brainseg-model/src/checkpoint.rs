@@ -632,4 +632,82 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_checkpoint_written_before_the_new_options_loads_as_the_old_network() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny(Normalisation::Instance, Upsampling::TransposedConv);
+        let model = UNet3d::new(&config, 4, &device).unwrap();
+        let path = dir.path().join("old.safetensors");
+        save_checkpoint(&model, &path, StorageDtype::F32).unwrap();
+        // Rewrite its metadata with the config exactly as older builds wrote it.
+        let old_json = r#"{"in_channels":4,"out_classes":3,"depth":2,"base_filters":2,"upsampling":"transposed_conv","normalisation":"instance","output_activation":"sigmoid","targets":"classes"}"#;
+        let bytes = std::fs::read(&path).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let tensors: Vec<(String, StoredTensor)> = file
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| {
+                let stored = StoredTensor {
+                    dtype: t.dtype(),
+                    shape: t.shape().to_vec(),
+                    bytes: t.data().to_vec(),
+                };
+                (n, stored)
+            })
+            .collect();
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT_NAME.to_string()),
+            ("format_version".to_string(), "1".to_string()),
+            ("config".to_string(), old_json.to_string()),
+        ]);
+        std::fs::write(
+            &path,
+            safetensors::serialize(tensors, Some(metadata)).unwrap(),
+        )
+        .unwrap();
+        let read = read_checkpoint_config(&path).unwrap();
+        assert_eq!(read, config);
+        assert_eq!(read.activation, crate::config::Activation::Relu);
+        assert_eq!(read.downsampling, crate::config::Downsampling::MaxPool);
+        assert!(!read.deep_supervision);
+        let loaded = load_checkpoint(&path, Some(&config), &device).unwrap();
+        let input = Tensor::<5>::random([1, 4, 4, 4, 2], Distribution::Default, &device);
+        assert_eq!(output(&model, &input), output(&loaded, &input));
+        // Re-saving a seed-style model writes the same config text as before.
+        let resaved = dir.path().join("resaved.safetensors");
+        save_checkpoint(&loaded, &resaved, StorageDtype::F32).unwrap();
+        assert_eq!(read_header_metadata(&resaved).unwrap()["config"], old_json);
+    }
+
+    #[test]
+    fn nnunet_network_round_trips_with_its_deep_supervision_heads() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let config = UNet3dConfig {
+            depth: 3,
+            base_filters: 2,
+            ..UNet3dConfig::nnunet()
+        };
+        let model = UNet3d::new(&config, 2, &device).unwrap();
+        let path = dir.path().join("nnunet.safetensors");
+        save_checkpoint(&model, &path, StorageDtype::F32).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(
+            file.tensor("ds_heads.0.weight").unwrap().shape(),
+            &[3, 8, 1, 1, 1]
+        );
+        let loaded = load_checkpoint(&path, Some(&config), &device).unwrap();
+        let input = Tensor::<5>::random([1, 4, 8, 8, 4], Distribution::Default, &device);
+        let all = |m: &UNet3d| -> Vec<Vec<f32>> {
+            m.forward_deep_supervision(input.clone())
+                .unwrap()
+                .into_iter()
+                .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+                .collect()
+        };
+        assert_eq!(all(&model), all(&loaded));
+    }
 }

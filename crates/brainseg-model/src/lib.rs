@@ -1,4 +1,5 @@
-//! brainseg-model: the seed's 3D U-Net (ellisdg/3DUnetCNN) on burn 0.22, its losses on tensors,
+//! brainseg-model: the seed's 3D U-Net (ellisdg/3DUnetCNN) on burn 0.22 with nnU-Net's options
+//! (instance norm, leaky ReLU, strided convolutions, deep supervision), its losses on tensors,
 //! a layer table, and safetensors checkpoints PyTorch can read.
 //!
 //! burn 0.22 tensors and modules carry no backend type: the [`Device`] a model is built on picks
@@ -20,8 +21,14 @@ pub use checkpoint::{
     load_checkpoint, read_checkpoint_config, read_metadata, save_checkpoint,
     save_checkpoint_with_metadata, StorageDtype, CHECKPOINT_FORMAT_VERSION,
 };
-pub use config::{Normalisation, OutputActivation, Targets, UNet3dConfig, Upsampling};
-pub use loss::{bce_with_logits, dice_bce_loss, dice_coefficient, soft_dice_loss, SEED_EPSILON};
+pub use config::{
+    Activation, Downsampling, Normalisation, OutputActivation, Targets, UNet3dConfig, Upsampling,
+    LEAKY_RELU_SLOPE,
+};
+pub use loss::{
+    bce_with_logits, deep_supervision_loss, deep_supervision_weights, dice_bce_loss,
+    dice_coefficient, soft_dice_loss, SEED_EPSILON,
+};
 pub use predict::predict_batch;
 pub use summary::{summary, LayerRow, ModelSummary};
 pub use unet::UNet3d;

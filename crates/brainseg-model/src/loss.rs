@@ -47,6 +47,44 @@ pub fn dice_bce_loss(
     dice + bce_with_logits(logits, target) * bce_weight
 }
 
+/// Weights of the deep-supervision losses for `outputs` heads, full resolution first:
+/// `1, 1/2, 1/4, ...` with the lowest resolution's set to 0 (nnU-Net's `_build_loss`: it leaves
+/// out the lowest decoder output), then scaled to sum to 1. One output: `[1]`.
+pub fn deep_supervision_weights(outputs: usize) -> Vec<f64> {
+    let mut weights: Vec<f64> = (0..outputs).map(|k| 0.5f64.powi(k as i32)).collect();
+    if outputs > 1 {
+        weights[outputs - 1] = 0.0;
+    }
+    let total: f64 = weights.iter().sum();
+    weights.iter().map(|w| w / total).collect()
+}
+
+/// `sum_k w_k loss(outputs[k], target at the resolution of outputs[k])` with
+/// [`deep_supervision_weights`]; outputs are full resolution first, each half the previous.
+/// Targets are downsampled with [`crate::ops::downsample_nearest`]; a weight-0 output costs
+/// nothing (its loss is not computed). One output: plain `loss(outputs[0], target)`.
+pub fn deep_supervision_loss(
+    outputs: Vec<Tensor<5>>,
+    target: Tensor<5>,
+    loss: impl Fn(Tensor<5>, Tensor<5>) -> Tensor<1>,
+) -> Tensor<1> {
+    let weights = deep_supervision_weights(outputs.len());
+    let mut total: Option<Tensor<1>> = None;
+    for (k, (output, weight)) in outputs.into_iter().zip(weights).enumerate() {
+        if weight == 0.0 {
+            continue;
+        }
+        let scaled = crate::ops::downsample_nearest(target.clone(), 1 << k);
+        let term = loss(output, scaled);
+        let term = if weight == 1.0 { term } else { term * weight };
+        total = Some(match total {
+            Some(sum) => sum + term,
+            None => term,
+        });
+    }
+    total.expect("at least one output with a non-zero weight")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +192,53 @@ mod tests {
         close(
             scalar(dice_bce_loss(logits, target, 1.0, 0.5)),
             0.2 + 0.5 * 2f32.ln(),
+        );
+    }
+
+    #[test]
+    fn deep_supervision_weights_by_hand() {
+        let near = |a: &[f64], b: &[f64]| {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-15, "{a:?} != {b:?}");
+            }
+        };
+        // 3 outputs: 1, 1/2, 0 -> sum 3/2.
+        near(&deep_supervision_weights(3), &[2.0 / 3.0, 1.0 / 3.0, 0.0]);
+        // 4 outputs: 1, 1/2, 1/4, 0 -> sum 7/4.
+        near(
+            &deep_supervision_weights(4),
+            &[4.0 / 7.0, 2.0 / 7.0, 1.0 / 7.0, 0.0],
+        );
+        // 5 outputs: 1, 1/2, 1/4, 1/8, 0 -> sum 15/8.
+        near(
+            &deep_supervision_weights(5),
+            &[8.0 / 15.0, 4.0 / 15.0, 2.0 / 15.0, 1.0 / 15.0, 0.0],
+        );
+        near(&deep_supervision_weights(2), &[1.0, 0.0]);
+        near(&deep_supervision_weights(1), &[1.0]);
+    }
+
+    #[test]
+    fn deep_supervision_loss_weights_each_resolution_against_its_target() {
+        let device = Device::flex();
+        // Target [1, 1, 4, 4, 4]: one voxel set at (1, 1, 1), which nearest-exact keeps at 1/2.
+        let mut target = vec![0.0f32; 64];
+        target[16 + 4 + 1] = 1.0;
+        let target = Tensor::<5>::from_data(TensorData::new(target, [1, 1, 4, 4, 4]), &device);
+        // A loss that reads its target: sum(output) + 10 * sum(target).
+        let loss = |output: Tensor<5>, target: Tensor<5>| output.sum() + target.sum() * 10.0;
+        let outputs = vec![
+            Tensor::<5>::ones([1, 1, 4, 4, 4], &device),
+            Tensor::<5>::ones([1, 1, 2, 2, 2], &device),
+            Tensor::<5>::ones([1, 1, 1, 1, 1], &device) * f32::NAN,
+        ];
+        // Full: 64 + 10; half: 8 + 10 (the set voxel survives); quarter: weight 0, so never
+        // evaluated (its NaN would poison the sum). Weights 2/3, 1/3.
+        let expected = (2.0 / 3.0) * 74.0 + (1.0 / 3.0) * 18.0;
+        close(
+            scalar(deep_supervision_loss(outputs, target, loss)),
+            expected as f32,
         );
     }
 }

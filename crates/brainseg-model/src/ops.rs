@@ -34,6 +34,31 @@ pub fn upsample_nearest3d_2x(input: Tensor<5>) -> Tensor<5> {
         .reshape([batch, channels, 2 * x, 2 * y, 2 * z])
 }
 
+/// Target maps (labels, one-hot classes or regions) at `1 / factor` of their size for a
+/// deep-supervision output: in each `factor^3` block, the voxel at offset `factor / 2` along
+/// every axis. That is what nnU-Net's `DownsampleSegForDSTransform` gets from PyTorch's
+/// `interpolate(mode = "nearest-exact")` for these power-of-two scales (source index
+/// `floor((i + 0.5) * factor)`), so each downsampled map stays 0/1 and, picking one voxel,
+/// commutes with turning labels into regions. `factor` must divide every spatial side.
+pub fn downsample_nearest(target: Tensor<5>, factor: usize) -> Tensor<5> {
+    if factor == 1 {
+        return target;
+    }
+    let [batch, channels, x, y, z] = target.dims();
+    assert!(
+        factor > 0 && x % factor == 0 && y % factor == 0 && z % factor == 0,
+        "{x}x{y}x{z} is not divisible by {factor}"
+    );
+    let (nx, ny, nz) = (x / factor, y / factor, z / factor);
+    let pick = factor / 2;
+    target
+        .reshape([batch * channels * nx, factor, ny, factor, nz, factor])
+        .narrow(1, pick, 1)
+        .narrow(3, pick, 1)
+        .narrow(5, pick, 1)
+        .reshape([batch, channels, nx, ny, nz])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +166,42 @@ mod tests {
         let input = Tensor::<5>::from_data(TensorData::new(data.clone(), [2, 3, 2, 1, 3]), &device);
         let round_trip = max_pool3d_2x(upsample_nearest3d_2x(input));
         assert_eq!(values(round_trip), data);
+    }
+
+    #[test]
+    fn downsample_nearest_picks_the_voxel_nearest_exact_picks() {
+        let device = Device::flex();
+        // [1, 2, 4, 4, 4], value = 1000*c + 100*x + 10*y + z: every voxel names its position.
+        let data: Vec<f32> = (0..2)
+            .flat_map(|c| {
+                (0..4).flat_map(move |x| {
+                    (0..4).flat_map(move |y| {
+                        (0..4).map(move |z| (1000 * c + 100 * x + 10 * y + z) as f32)
+                    })
+                })
+            })
+            .collect();
+        let input = Tensor::<5>::from_data(TensorData::new(data, [1, 2, 4, 4, 4]), &device);
+        // Factor 2: floor((i + 0.5) * 2) = 2i + 1, i.e. positions 1 and 3 on each axis.
+        let half = downsample_nearest(input.clone(), 2);
+        assert_eq!(half.dims(), [1, 2, 2, 2, 2]);
+        let expected: Vec<f32> = (0..2)
+            .flat_map(|c| {
+                [1, 3].into_iter().flat_map(move |x| {
+                    [1, 3].into_iter().flat_map(move |y| {
+                        [1, 3]
+                            .into_iter()
+                            .map(move |z| (1000 * c + 100 * x + 10 * y + z) as f32)
+                    })
+                })
+            })
+            .collect();
+        assert_eq!(values(half), expected);
+        // Factor 4: floor(0.5 * 4) = 2 on each axis.
+        let quarter = downsample_nearest(input.clone(), 4);
+        assert_eq!(values(quarter), vec![222.0, 1222.0]);
+        // Factor 1 changes nothing.
+        let same = downsample_nearest(input.clone(), 1);
+        assert_eq!(values(same), values(input));
     }
 }

@@ -6,7 +6,7 @@
 use brainseg_volume::Error;
 use serde::Serialize;
 
-use crate::config::{Normalisation, UNet3dConfig, Upsampling};
+use crate::config::{Downsampling, Normalisation, UNet3dConfig, Upsampling};
 
 /// One layer: its parameter-name prefix, output shape `(C, X, Y, Z)`, parameters and GFLOP.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -41,13 +41,17 @@ pub fn summary(config: &UNet3dConfig, input_shape: [usize; 4]) -> Result<ModelSu
     let mut size = [x, y, z];
     for level in 0..config.depth {
         let (middle, out) = config.encoder_channels(level);
+        if level > 0 {
+            size = size.map(|s| s / 2);
+            if config.downsampling == Downsampling::MaxPool {
+                let previous = level - 1;
+                table.push(format!("encoders.{previous}.pool"), channels, size, 0, 0.0);
+            }
+        }
+        // With strided convolutions, conv1 of levels below the top computes only the halved grid.
         table.conv(format!("encoders.{level}.conv1"), channels, middle, 3, size);
         table.conv(format!("encoders.{level}.conv2"), middle, out, 3, size);
         channels = out;
-        if level + 1 < config.depth {
-            size = size.map(|s| s / 2);
-            table.push(format!("encoders.{level}.pool"), channels, size, 0, 0.0);
-        }
     }
     for (index, level) in (0..config.depth - 1).rev().enumerate() {
         size = size.map(|s| s * 2);
@@ -93,6 +97,18 @@ pub fn summary(config: &UNet3dConfig, input_shape: [usize; 4]) -> Result<ModelSu
         params,
         gflop(channels, config.out_classes, 1, size),
     );
+    // Deep-supervision heads, used in training only.
+    for level in 1..config.output_count() {
+        let channels = config.encoder_channels(level).1;
+        let size = size.map(|s| s >> level);
+        table.push(
+            format!("ds_heads.{}", level - 1),
+            config.out_classes,
+            size,
+            channels * config.out_classes + config.out_classes,
+            gflop(channels, config.out_classes, 1, size),
+        );
+    }
 
     let layers = table.layers;
     Ok(ModelSummary {
@@ -260,21 +276,28 @@ mod tests {
                 Normalisation::Batch,
                 Normalisation::Instance,
             ] {
-                let config = UNet3dConfig {
-                    depth: 3,
-                    base_filters: 3,
-                    upsampling,
-                    normalisation,
-                    targets: Targets::Regions,
-                    ..UNet3dConfig::default()
-                };
-                let s = summary(&config, [4, 8, 8, 4]).unwrap();
-                let model = UNet3d::new(&config, 0, &device).unwrap();
-                assert_eq!(
-                    s.total_params,
-                    model.num_params(),
-                    "{upsampling:?} {normalisation:?}"
-                );
+                for (downsampling, deep_supervision) in [
+                    (Downsampling::MaxPool, false),
+                    (Downsampling::StridedConv, true),
+                ] {
+                    let config = UNet3dConfig {
+                        depth: 3,
+                        base_filters: 3,
+                        upsampling,
+                        normalisation,
+                        targets: Targets::Regions,
+                        downsampling,
+                        deep_supervision,
+                        ..UNet3dConfig::default()
+                    };
+                    let s = summary(&config, [4, 8, 8, 4]).unwrap();
+                    let model = UNet3d::new(&config, 0, &device).unwrap();
+                    assert_eq!(
+                        s.total_params,
+                        model.num_params(),
+                        "{upsampling:?} {normalisation:?} {downsampling:?}"
+                    );
+                }
             }
         }
     }
@@ -283,5 +306,32 @@ mod tests {
     fn invalid_input_shape_is_an_error() {
         assert!(summary(&UNet3dConfig::default(), [4, 160, 160, 15]).is_err());
         assert!(summary(&UNet3dConfig::default(), [3, 160, 160, 16]).is_err());
+    }
+
+    #[test]
+    fn nnunet_table_has_strided_convolutions_and_deep_supervision_heads() {
+        let config = UNet3dConfig::nnunet();
+        let s = summary(&config, [4, 128, 128, 32]).unwrap();
+        assert!(!s.layers.iter().any(|l| l.name.ends_with(".pool")));
+        let row = |name: &str| s.layers.iter().find(|l| l.name == name).unwrap().clone();
+        // Level 1's first convolution: 64 -> 64 channels at the halved grid, stride 2.
+        let strided = row("encoders.1.conv1");
+        assert_eq!(strided.output_shape, [64, 64, 64, 16]);
+        let voxels = 64.0 * 64.0 * 16.0;
+        assert!((strided.gflop - 2.0 * 27.0 * 64.0 * 64.0 * voxels / 1e9).abs() < 1e-9);
+        // Heads on levels 1 and 2 (128 and 256 channels), none on the bottom.
+        let ds0 = row("ds_heads.0");
+        assert_eq!(
+            (ds0.output_shape, ds0.params),
+            ([3, 64, 64, 16], 128 * 3 + 3)
+        );
+        let ds1 = row("ds_heads.1");
+        assert_eq!(
+            (ds1.output_shape, ds1.params),
+            ([3, 32, 32, 8], 256 * 3 + 3)
+        );
+        assert!(!s.layers.iter().any(|l| l.name == "ds_heads.2"));
+        let model = UNet3d::new(&config, 0, &Device::flex()).unwrap();
+        assert_eq!(s.total_params, model.num_params());
     }
 }

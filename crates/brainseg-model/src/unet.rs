@@ -1,20 +1,25 @@
 //! The 3D U-Net of ellisdg/3DUnetCNN as the seed builds it (`unet_model_3d`), with optional
-//! normalisation and transposed-convolution upsampling.
+//! normalisation, leaky ReLU, strided-convolution downsampling, transposed-convolution
+//! upsampling and deep-supervision heads (the pieces of nnU-Net's `PlainConvUNet`).
 //!
 //! Tensors are `[B, C, X, Y, Z]`. Parameter names follow the module fields
-//! (`encoders.0.conv1.weight`, `decoders.2.norm2.bias`, `ups.0.weight`, `head.weight`) and their
+//! (`encoders.0.conv1.weight`, `decoders.2.norm2.bias`, `ups.0.weight`, `head.weight`,
+//! `ds_heads.0.weight`) and their
 //! shapes follow PyTorch (`Conv3d`: `[out, in, k, k, k]`), so checkpoints map one to one.
 use brainseg_volume::Error;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv3d, ConvTranspose3d};
 use burn::nn::{BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, PaddingConfig3d};
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::distr::{Distribution, Uniform};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Normalisation, OutputActivation, UNet3dConfig, Upsampling};
+use crate::config::{
+    Activation, Downsampling, Normalisation, OutputActivation, UNet3dConfig, Upsampling,
+    LEAKY_RELU_SLOPE,
+};
 use crate::conv::conv3d_layer;
 use crate::ops::{max_pool3d_2x, upsample_nearest3d_2x};
 
@@ -34,7 +39,8 @@ impl Norm {
     }
 }
 
-/// Two `conv3x3x3 (same) -> [norm] -> ReLU` steps.
+/// Two `conv3x3x3 -> [norm] -> activation` steps; the first convolution has stride 2 in the
+/// encoder levels below the top with [`Downsampling::StridedConv`], stride 1 ("same") otherwise.
 #[derive(Module, Debug)]
 pub struct DoubleConv {
     pub conv1: Conv3d,
@@ -44,19 +50,34 @@ pub struct DoubleConv {
 }
 
 impl DoubleConv {
-    fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        let x = conv_norm_relu(&self.conv1, self.norm1.as_ref(), x);
-        conv_norm_relu(&self.conv2, self.norm2.as_ref(), x)
+    fn forward(&self, x: Tensor<5>, activation: Activation) -> Tensor<5> {
+        let x = conv_norm_act(&self.conv1, self.norm1.as_ref(), activation, x);
+        conv_norm_act(&self.conv2, self.norm2.as_ref(), activation, x)
     }
 }
 
-fn conv_norm_relu(conv: &Conv3d, norm: Option<&Norm>, x: Tensor<5>) -> Tensor<5> {
+/// The non-linearity after each convolution.
+pub fn activate(x: Tensor<5>, activation: Activation) -> Tensor<5> {
+    match activation {
+        Activation::Relu => relu(x),
+        Activation::LeakyRelu => leaky_relu(x, LEAKY_RELU_SLOPE),
+    }
+}
+
+/// A convolution (ours for 3x3x3 "same", burn's for the strided ones), its normalisation and
+/// its non-linearity.
+fn conv_norm_act(
+    conv: &Conv3d,
+    norm: Option<&Norm>,
+    activation: Activation,
+    x: Tensor<5>,
+) -> Tensor<5> {
     let x = conv3d_layer(conv, x);
     let x = match norm {
         Some(norm) => norm.forward(x),
         None => x,
     };
-    relu(x)
+    activate(x, activation)
 }
 
 /// The network. Build it with [`UNet3d::new`]; the config travels with it (and with checkpoints).
@@ -70,6 +91,9 @@ pub struct UNet3d {
     pub decoders: Vec<DoubleConv>,
     /// 1x1x1 convolution to the output channels.
     pub head: Conv3d,
+    /// Deep supervision only: 1x1x1 convolutions on the decoder outputs below full resolution,
+    /// `ds_heads[k]` at `1 / 2^(k+1)` of the input size; empty without deep supervision.
+    pub ds_heads: Vec<Conv3d>,
     #[module(skip)]
     config: UNet3dConfig,
 }
@@ -91,6 +115,17 @@ impl Initialiser<'_> {
     }
 
     fn conv(&mut self, channels_in: usize, channels_out: usize, kernel: usize) -> Conv3d {
+        self.conv_strided(channels_in, channels_out, kernel, 1)
+    }
+
+    /// Stride 1: "same" padding; stride 2 (kernel 3): padding 1, so even sides halve exactly.
+    fn conv_strided(
+        &mut self,
+        channels_in: usize,
+        channels_out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Conv3d {
         let taps = kernel * kernel * kernel;
         let weight = self.glorot(
             channels_out * channels_in * taps,
@@ -106,11 +141,16 @@ impl Initialiser<'_> {
                 TensorData::zeros::<f32, _>([channels_out]),
                 self.device,
             )),
-            stride: [1; 3],
+            stride: [stride; 3],
             kernel_size: [kernel; 3],
             dilation: [1; 3],
             groups: 1,
-            padding: PaddingConfig3d::Same,
+            padding: if stride == 1 {
+                PaddingConfig3d::Same
+            } else {
+                let pad = kernel / 2;
+                PaddingConfig3d::Explicit(pad, pad, pad)
+            },
         }
     }
 
@@ -154,8 +194,9 @@ impl Initialiser<'_> {
         channels_in: usize,
         middle: usize,
         channels_out: usize,
+        stride: usize,
     ) -> DoubleConv {
-        let conv1 = self.conv(channels_in, middle, 3);
+        let conv1 = self.conv_strided(channels_in, middle, 3, stride);
         let norm1 = self.norm(middle);
         let conv2 = self.conv(middle, channels_out, 3);
         let norm2 = self.norm(channels_out);
@@ -181,7 +222,11 @@ impl UNet3d {
         let mut channels = config.in_channels;
         for level in 0..config.depth {
             let (middle, out) = config.encoder_channels(level);
-            encoders.push(init.double_conv(channels, middle, out));
+            let stride = match config.downsampling {
+                Downsampling::StridedConv if level > 0 => 2,
+                _ => 1,
+            };
+            encoders.push(init.double_conv(channels, middle, out, stride));
             channels = out;
         }
         let mut ups = Vec::new();
@@ -191,15 +236,20 @@ impl UNet3d {
                 ups.push(init.transposed_conv(channels));
             }
             let skip = config.encoder_channels(level).1;
-            decoders.push(init.double_conv(channels + skip, skip, skip));
+            decoders.push(init.double_conv(channels + skip, skip, skip, 1));
             channels = skip;
         }
         let head = init.conv(channels, config.out_classes, 1);
+        // Drawn after everything else, so the rest of the model is the same with or without them.
+        let ds_heads = (1..config.output_count())
+            .map(|level| init.conv(config.encoder_channels(level).1, config.out_classes, 1))
+            .collect();
         Ok(UNet3d {
             encoders,
             ups,
             decoders,
             head,
+            ds_heads,
             config: config.clone(),
         })
     }
@@ -218,27 +268,52 @@ impl UNet3d {
     }
 
     /// Pre-activation outputs `[B, out_classes, X, Y, Z]`: feed these to a logits loss.
+    /// Only the full-resolution head runs, with or without deep supervision.
     pub fn forward_logits(&self, input: Tensor<5>) -> Result<Tensor<5>, Error> {
+        let mut outputs = self.run(input, false)?;
+        Ok(outputs.remove(0))
+    }
+
+    /// Pre-activation outputs of every head, full resolution first: `outputs[k]` is
+    /// `[B, out_classes, X / 2^k, Y / 2^k, Z / 2^k]`. Without deep supervision, only the first.
+    pub fn forward_deep_supervision(&self, input: Tensor<5>) -> Result<Vec<Tensor<5>>, Error> {
+        self.run(input, true)
+    }
+
+    fn run(&self, input: Tensor<5>, all_heads: bool) -> Result<Vec<Tensor<5>>, Error> {
         self.check_input_shape(input.dims())?;
+        let activation = self.config.activation;
         let last_level = self.encoders.len() - 1;
         let mut skips = Vec::with_capacity(last_level);
         let mut x = input;
         for (level, encoder) in self.encoders.iter().enumerate() {
-            x = encoder.forward(x);
-            if level < last_level {
-                skips.push(x.clone());
+            if level > 0 && self.config.downsampling == Downsampling::MaxPool {
                 x = max_pool3d_2x(x);
             }
+            x = encoder.forward(x, activation);
+            if level < last_level {
+                skips.push(x.clone());
+            }
         }
+        // Decoder outputs below full resolution, deepest first, for the deep-supervision heads.
+        let mut low_resolution = Vec::new();
         for (index, decoder) in self.decoders.iter().enumerate() {
+            if index > 0 && all_heads && !self.ds_heads.is_empty() {
+                low_resolution.push(x.clone());
+            }
             x = match self.ups.get(index) {
                 Some(up) => up.forward(x),
                 None => upsample_nearest3d_2x(x),
             };
             let skip = skips.pop().expect("one skip per decoder level");
-            x = decoder.forward(Tensor::cat(vec![x, skip], 1));
+            x = decoder.forward(Tensor::cat(vec![x, skip], 1), activation);
         }
-        Ok(self.head.forward(x))
+        let mut outputs = vec![self.head.forward(x)];
+        // low_resolution holds levels depth-2 .. 1; ds_heads[k] belongs to level k + 1.
+        for (head, x) in self.ds_heads.iter().zip(low_resolution.into_iter().rev()) {
+            outputs.push(head.forward(x));
+        }
+        Ok(outputs)
     }
 
     /// Outputs after the configured activation: probabilities with `Sigmoid` (the seed).
@@ -436,5 +511,224 @@ mod tests {
             .val()
             .grad(&grads)
             .is_some());
+    }
+
+    #[test]
+    fn leaky_relu_and_relu_by_hand() {
+        let device = Device::flex();
+        let x = Tensor::<5>::from_data(
+            TensorData::new(vec![-2.0f32, -0.5, 0.0, 3.0], [1, 1, 4, 1, 1]),
+            &device,
+        );
+        assert_eq!(
+            values(activate(x.clone(), Activation::LeakyRelu)),
+            vec![-0.02, -0.005, 0.0, 3.0]
+        );
+        assert_eq!(
+            values(activate(x, Activation::Relu)),
+            vec![0.0, 0.0, 0.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn instance_norm_by_hand() {
+        let device = Device::flex();
+        let config = UNet3dConfig {
+            depth: 1,
+            base_filters: 2,
+            normalisation: Normalisation::Instance,
+            ..UNet3dConfig::default()
+        };
+        let model = UNet3d::new(&config, 0, &device).unwrap();
+        // encoders.0.norm1 follows a 2-channel convolution.
+        let norm = model.encoders[0].norm1.as_ref().unwrap();
+        let Norm::Instance(layer) = norm else {
+            panic!("instance norm expected")
+        };
+        assert!(layer.affine);
+        assert_eq!(layer.epsilon, 1e-5);
+        // [2 samples, 2 channels, 2 voxels]: each (sample, channel) normalised on its own with
+        // the biased variance; gamma 1 and beta 0 at the start.
+        // (1, 3): mean 2, var 1. (0, 4): mean 2, var 4. (5, 5): var 0. (-1, -7): mean -4, var 9.
+        let x = Tensor::<5>::from_data(
+            TensorData::new(
+                vec![1.0f32, 3.0, 0.0, 4.0, 5.0, 5.0, -1.0, -7.0],
+                [2, 2, 2, 1, 1],
+            ),
+            &device,
+        );
+        let eps = 1e-5f64;
+        let expected = [
+            -1.0 / (1.0 + eps).sqrt(),
+            1.0 / (1.0 + eps).sqrt(),
+            -2.0 / (4.0 + eps).sqrt(),
+            2.0 / (4.0 + eps).sqrt(),
+            0.0,
+            0.0,
+            3.0 / (9.0 + eps).sqrt(),
+            -3.0 / (9.0 + eps).sqrt(),
+        ];
+        let got = values(norm.forward(x));
+        for (g, e) in got.iter().zip(expected) {
+            assert!((*g as f64 - e).abs() < 1e-6, "{got:?} vs {expected:?}");
+        }
+        // Per sample and channel: mean 0, variance 1 (up to eps) where the input varies.
+        for pair in got.chunks(2).filter(|p| p[0] != 0.0) {
+            assert!((pair[0] + pair[1]).abs() < 1e-6);
+            let var = (pair[0] * pair[0] + pair[1] * pair[1]) / 2.0;
+            assert!((var - 1.0).abs() < 2e-5, "{var}");
+        }
+    }
+
+    fn nnunet_small(depth: usize) -> UNet3dConfig {
+        UNet3dConfig {
+            depth,
+            base_filters: 2,
+            ..UNet3dConfig::nnunet()
+        }
+    }
+
+    #[test]
+    fn strided_convolutions_downsample_and_keep_the_shapes() {
+        let device = Device::flex();
+        let config = UNet3dConfig {
+            depth: 3,
+            base_filters: 2,
+            downsampling: Downsampling::StridedConv,
+            ..UNet3dConfig::default()
+        };
+        let model = UNet3d::new(&config, 1, &device).unwrap();
+        assert_eq!(model.encoders[0].conv1.stride, [1; 3]);
+        for level in 1..3 {
+            let conv = &model.encoders[level].conv1;
+            assert_eq!(conv.stride, [2; 3]);
+            assert!(matches!(conv.padding, PaddingConfig3d::Explicit(1, 1, 1)));
+            assert_eq!(model.encoders[level].conv2.stride, [1; 3]);
+        }
+        // Same channel plan as max pooling: the same parameter count.
+        let pooled = UNet3d::new(
+            &UNet3dConfig {
+                downsampling: Downsampling::MaxPool,
+                ..config.clone()
+            },
+            1,
+            &device,
+        )
+        .unwrap();
+        assert_eq!(model.num_params(), pooled.num_params());
+        let input = Tensor::<5>::random(
+            [2, 4, 8, 12, 4],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        assert_eq!(
+            model.forward(input.clone()).unwrap().dims(),
+            [2, 3, 8, 12, 4]
+        );
+        // A different network from the pooled one on the same weights.
+        assert_ne!(
+            values(model.forward(input.clone()).unwrap()),
+            values(pooled.forward(input).unwrap())
+        );
+        // The strided convolution by hand: a 1-channel 2x2x2 input of ones, all-ones 3x3x3
+        // kernel: the one output voxel (centre at 0,0,0, padding 1) sums the 8 real voxels.
+        let conv = Conv3d {
+            weight: Param::from_data(TensorData::new(vec![1.0f32; 27], [1, 1, 3, 3, 3]), &device),
+            bias: None,
+            ..model.encoders[1].conv1.clone()
+        };
+        let out = conv3d_layer(&conv, Tensor::ones([1, 1, 2, 2, 2], &device));
+        assert_eq!(values(out), vec![8.0]);
+    }
+
+    #[test]
+    fn deep_supervision_outputs_one_map_per_decoder_level() {
+        let device = Device::flex();
+        let input = Tensor::<5>::random(
+            [2, 4, 16, 8, 8],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        for depth in [1, 2, 3, 4] {
+            let config = nnunet_small(depth);
+            let model = UNet3d::new(&config, 5, &device).unwrap();
+            assert_eq!(model.ds_heads.len(), depth.saturating_sub(2));
+            let outputs = model.forward_deep_supervision(input.clone()).unwrap();
+            assert_eq!(outputs.len(), depth.max(2) - 1, "depth {depth}");
+            for (k, output) in outputs.iter().enumerate() {
+                assert_eq!(
+                    output.dims(),
+                    [2, 3, 16 >> k, 8 >> k, 8 >> k],
+                    "depth {depth} output {k}"
+                );
+            }
+            // Inference: only the full-resolution head, the same numbers.
+            assert_eq!(
+                values(model.forward_logits(input.clone()).unwrap()),
+                values(outputs[0].clone())
+            );
+        }
+        // The heads read the decoder level of their resolution: ds_heads[k] has
+        // encoder_channels(k + 1).1 inputs.
+        let model = UNet3d::new(&nnunet_small(4), 5, &device).unwrap();
+        assert_eq!(model.ds_heads[0].weight.dims(), [3, 8, 1, 1, 1]);
+        assert_eq!(model.ds_heads[1].weight.dims(), [3, 16, 1, 1, 1]);
+    }
+
+    #[test]
+    fn deep_supervision_heads_do_not_change_the_other_weights() {
+        let device = Device::flex();
+        let with = UNet3d::new(&nnunet_small(3), 9, &device).unwrap();
+        let without = UNet3d::new(
+            &UNet3dConfig {
+                deep_supervision: false,
+                ..nnunet_small(3)
+            },
+            9,
+            &device,
+        )
+        .unwrap();
+        let input = Tensor::<5>::random(
+            [1, 4, 8, 8, 4],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        assert_eq!(
+            values(with.forward(input.clone()).unwrap()),
+            values(without.forward(input).unwrap())
+        );
+        assert!(without.ds_heads.is_empty());
+        assert_eq!(
+            with.num_params(),
+            without.num_params() + (8 * 3 + 3),
+            "one head on level 1 (8 channels)"
+        );
+    }
+
+    #[test]
+    fn nnunet_network_trains_end_to_end() {
+        let device = Device::flex().autodiff();
+        let model = UNet3d::new(&nnunet_small(3), 3, &device).unwrap();
+        let input = Tensor::<5>::random(
+            [1, 4, 8, 8, 4],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        let outputs = model.forward_deep_supervision(input).unwrap();
+        let loss = outputs
+            .into_iter()
+            .map(|o| o.powi_scalar(2).mean())
+            .reduce(|a, b| a + b)
+            .unwrap();
+        let grads = loss.backward();
+        let grad_of = |conv: &Conv3d| conv.weight.val().grad(&grads).is_some();
+        assert!(grad_of(&model.encoders[1].conv1), "strided convolution");
+        assert!(grad_of(&model.ds_heads[0]));
+        assert!(grad_of(&model.head));
+        assert!(model.ups[0].weight.val().grad(&grads).is_some());
+        let Some(Norm::Instance(norm)) = &model.decoders[1].norm2 else {
+            panic!("instance norm expected")
+        };
+        assert!(norm.gamma.as_ref().unwrap().val().grad(&grads).is_some());
     }
 }

@@ -11,7 +11,7 @@ use brainseg_core::Targets;
 use brainseg_infer::{InferenceConfig, Tiling};
 use brainseg_metrics::{CaseMetrics, CaseRow, Summary};
 use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
-use brainseg_train::{train, LossKind, RunLayout, SamplingConfig, TrainConfig};
+use brainseg_train::{train, LossKind, Optimizer, RunLayout, SamplingConfig, Schedule, TrainConfig};
 use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use brainseg_visualize::write_atomic;
 use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
@@ -86,6 +86,8 @@ impl DemoConfig {
             valid_patches_per_case: 2,
             learning_rate: 3e-3,
             loss: LossKind::DiceBce,
+            optimizer: Optimizer::Adam,
+            schedule: Schedule::Constant,
             seed: self.seed,
             train_fraction: 0.8,
             queue_depth: 2,

@@ -14,4 +14,7 @@ pub use data::{Batch, PatchSource, SamplingConfig};
 pub use model_file::ModelFile;
 pub use recipe::Recipe;
 pub use run_layout::RunLayout;
-pub use training::{train, EpochRecord, LossKind, TrainConfig, TrainEvent};
+pub use training::{
+    nnunet_recipe, train, training_loss, EpochRecord, LossKind, Optimizer, Schedule, TrainConfig,
+    TrainEvent,
+};

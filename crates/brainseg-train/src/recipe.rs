@@ -1,6 +1,6 @@
 //! Named training recipes: the one place training defaults come from. A run starts from a recipe
 //! and the command line overrides single settings.
-use crate::{LossKind, SamplingConfig, TrainConfig};
+use crate::{LossKind, Optimizer, SamplingConfig, Schedule, TrainConfig};
 use brainseg_core::Targets;
 use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
 use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
@@ -15,6 +15,11 @@ pub enum Recipe {
     /// batch 2, BraTS regions, Dice + BCE, z-scored volumes, Adam 1e-3, half the patches on tumour).
     #[default]
     Cpu,
+    /// nnU-Net's 3d_fullres recipe for BraTS on the cpu recipe's data settings: instance
+    /// normalisation, leaky ReLU, strided-convolution downsampling, transposed-convolution
+    /// upsampling, deep supervision, SGD with Nesterov momentum 0.99 at 0.01 with poly decay,
+    /// weight decay 3e-5, nnU-Net's augmentation, Dice + BCE on BraTS regions.
+    Nnunet,
     /// The notebook's: 32 base filters, 160x160x16 patches, batch 3, per-class outputs, soft Dice,
     /// per-slice standardisation, Adam 1e-5 (barely moves in a CPU's hours).
     Notebook,
@@ -24,6 +29,11 @@ impl Recipe {
     /// The whole configuration of a run on `data`.
     pub fn config(self, data: PathBuf) -> TrainConfig {
         match self {
+            Recipe::Nnunet => {
+                let mut config = crate::nnunet_recipe(Recipe::Cpu.config(data));
+                config.sampling.augmentation = AugmentationConfig::nnunet();
+                config
+            }
             Recipe::Notebook => TrainConfig {
                 data,
                 model: UNet3dConfig::default(),
@@ -43,6 +53,8 @@ impl Recipe {
                 valid_patches_per_case: 4,
                 learning_rate: 1e-5,
                 loss: LossKind::SoftDice,
+                optimizer: Optimizer::Adam,
+                schedule: Schedule::Constant,
                 seed: 0,
                 train_fraction: 0.8,
                 queue_depth: 2,
@@ -72,6 +84,8 @@ impl Recipe {
                 valid_patches_per_case: 4,
                 learning_rate: 1e-3,
                 loss: LossKind::DiceBce,
+                optimizer: Optimizer::Adam,
+                schedule: Schedule::Constant,
                 seed: 0,
                 train_fraction: 0.8,
                 queue_depth: 2,
