@@ -33,13 +33,16 @@ pub fn read_series_dir(folder: &Path) -> Result<Image> {
     read_series(&crate::find_one_series(folder)?)
 }
 
+/// Where a slice goes: volume, slice index, and the slice.
+type Place<'a> = (usize, usize, &'a Slice);
+
 /// Read a series' pixels into a canonical `(volumes, X, Y, Z)` f32 image holding real values
 /// (rescale slope/intercept; Philips precise values), with the geometry dcm2niix writes.
 /// `source_dtype` is "int16" when every value is a whole number in int16's range, else "float32".
 pub fn read_series(series: &Series) -> Result<Image> {
     let g = series.stack()?;
     // Which slices each file provides, with their (volume, slice) place.
-    let mut by_file: BTreeMap<usize, Vec<(usize, usize, &Slice)>> = BTreeMap::new();
+    let mut by_file: BTreeMap<usize, Vec<Place>> = BTreeMap::new();
     for (n, &i) in g.order.iter().enumerate() {
         let s = &series.slices[i];
         by_file
@@ -47,7 +50,7 @@ pub fn read_series(series: &Series) -> Result<Image> {
             .or_default()
             .push((n / g.slices, n % g.slices, s));
     }
-    let jobs: Vec<(usize, Vec<(usize, usize, &Slice)>)> = by_file.into_iter().collect();
+    let jobs: Vec<(usize, Vec<Place>)> = by_file.into_iter().collect();
     let (cols, rows, nz) = (g.cols, g.rows, g.slices);
     let plane = cols * rows;
     // Each job returns its slices' values, row-major (row j, column i).
