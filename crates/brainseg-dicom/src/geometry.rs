@@ -142,9 +142,8 @@ pub(crate) fn stack(slices: &[Slice], files: &[PathBuf]) -> Result<StackGeometry
             .windows(2)
             .map(|w| along(w[1]) - along(w[0]))
             .collect();
-        let mut sorted_steps = steps.clone();
-        sorted_steps.sort_by(f64::total_cmp);
-        let typical = sorted_steps[sorted_steps.len() / 2];
+        // The smallest step is the series' step: a missing slice makes one step a multiple of it.
+        let typical = steps.iter().copied().fold(f64::INFINITY, f64::min);
         let tolerance = 0.005 + 0.01 * typical;
         for (k, &d) in steps.iter().enumerate() {
             if (d - typical).abs() <= tolerance {
