@@ -10,6 +10,8 @@
 //!   by the projection of ImagePositionPatient, several images per position kept as a 4-D series;
 //!   a missing slice or uneven spacing refused.
 //! - [`write_nifti`] / [`convert_study`]: NIfTI files through brainseg-volume's writer.
+//! - [`pick_modalities`] / [`case_from_series`]: a four-modality [`brainseg_volume::Case`] on the
+//!   T1Gd grid ([`resample_to`]: trilinear through world coordinates).
 //!
 //! Values are real values: stored values (BitsStored/HighBit masked, sign-extended when
 //! PixelRepresentation is 1) times RescaleSlope plus RescaleIntercept; for Philips objects with a
@@ -29,6 +31,7 @@
 //!
 //! Every error is one line naming the file (or folder) and the problem.
 
+mod case;
 mod geometry;
 mod header;
 mod resample;
@@ -36,6 +39,7 @@ mod series;
 mod volume;
 
 pub use brainseg_volume::{Error, Result};
+pub use case::{case_from_series, pick_modalities, CASE_MODALITIES};
 pub use geometry::{lps_to_ras, nifti_geometry, StackGeometry};
 pub use resample::{resample_to, Grid};
 pub use series::{

@@ -234,3 +234,45 @@ fn signed_12_bit_values_and_philips_scaling() {
     let max = philips.data.iter().fold(0f32, |m, &v| m.max(v));
     assert!((max as f64 - 48595.87896823883).abs() < 0.01, "{max}");
 }
+
+#[test]
+fn four_series_make_a_case_on_the_t1gd_grid() {
+    let Some(corpus) = corpus() else { return };
+    let dicom = corpus.join("dicom");
+    // No FLAIR or post-contrast series in the corpus: picking by guess names the missing one.
+    let study = scan_study(&dicom.join("si_xa30_enh_t1mprage_sag")).unwrap();
+    let e = brainseg_dicom::pick_modalities(&study)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("no FLAIR series found (see `brainseg info`); name the series to use"),
+        "{e}"
+    );
+    // The same series in every role: the T1Gd channel is the series itself and resampling onto
+    // its own grid changes nothing beyond rounding.
+    let mprage = &study.series[0];
+    let image = brainseg_dicom::read_series(mprage).unwrap();
+    let case = brainseg_dicom::case_from_series("x", [mprage; 4]).unwrap();
+    assert_eq!(case.image.shape(), [4, 96, 128, 128]);
+    for c in 0..4 {
+        for (a, b) in case
+            .image
+            .index_axis(ndarray::Axis(0), c)
+            .iter()
+            .zip(image.data.iter())
+        {
+            assert!((a - b).abs() < 1e-3, "channel {c}: {a} vs {b}");
+        }
+    }
+    // A different grid (the GE axial oblique slab) resampled onto the Siemens sagittal grid:
+    // the shape is the T1Gd grid's, and the 4-D EPI series is refused as a modality.
+    let ge = scan_study(&dicom.join("ge_cl_t1mprage_ax_obl_slab")).unwrap();
+    let case =
+        brainseg_dicom::case_from_series("y", [&ge.series[0], mprage, mprage, mprage]).unwrap();
+    assert_eq!(case.image.shape(), [4, 96, 128, 128]);
+    let epi = scan_study(&dicom.join("ge_cl_epi_ax_feetfirst")).unwrap();
+    let e = brainseg_dicom::case_from_series("z", [&epi.series[0], mprage, mprage, mprage])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the FLAIR series holds 5 volumes"), "{e}");
+}
