@@ -18,6 +18,17 @@ fn stored(k: usize, r: usize, c: usize) -> i16 {
 /// Slice `k` of the series: row direction +y, column direction -z (so the normal is -x), pixel
 /// spacing 2 mm between rows and 0.5 mm between columns, slices 3 mm apart from x = 10.
 fn write_slice(dir: &Path, name: &str, k: usize, instance: i32, series_uid: &str) {
+    write_slice_as(
+        dir,
+        name,
+        k,
+        instance,
+        series_uid,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN,
+    );
+}
+
+fn write_slice_as(dir: &Path, name: &str, k: usize, instance: i32, series_uid: &str, syntax: &str) {
     let mut obj = InMemDicomObject::new_empty();
     let mut put = |tag, vr, value: PrimitiveValue| obj.put(DataElement::new(tag, vr, value));
     put(tags::SOP_CLASS_UID, VR::UI, uids::MR_IMAGE_STORAGE.into());
@@ -64,7 +75,7 @@ fn write_slice(dir: &Path, name: &str, k: usize, instance: i32, series_uid: &str
         .collect();
     put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into()));
     let file = obj
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(syntax))
         .unwrap();
     file.write_to_file(dir.join(name)).unwrap();
 }
@@ -129,4 +140,34 @@ fn a_missing_slice_and_a_foreign_slice_are_refused() {
     write_slice(dir.path(), "x.dcm", 1, 9, "1.2.3.10");
     let e = read_series_dir(dir.path()).unwrap_err().to_string();
     assert!(e.contains("2 series (SeriesInstanceUIDs) are mixed"), "{e}");
+}
+
+#[test]
+fn deflated_big_endian_and_implicit_files_read_alike() {
+    let reference = {
+        let dir = tempfile::tempdir().unwrap();
+        write_series(dir.path());
+        read_series_dir(dir.path()).unwrap()
+    };
+    for syntax in [
+        uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+        uids::EXPLICIT_VR_BIG_ENDIAN,
+        uids::IMPLICIT_VR_LITTLE_ENDIAN,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, k, instance) in [
+            ("a.dcm", 2, 1),
+            ("b.dcm", 0, 4),
+            ("c.dcm", 3, 2),
+            ("d.dcm", 1, 3),
+        ] {
+            write_slice_as(dir.path(), name, k, instance, "1.2.3.9", syntax);
+        }
+        let image = read_series_dir(dir.path()).unwrap_or_else(|e| panic!("{syntax}: {e}"));
+        assert_eq!(image.data, reference.data, "{syntax}");
+        assert_eq!(
+            image.geometry.source_affine(),
+            reference.geometry.source_affine()
+        );
+    }
 }
