@@ -18,12 +18,32 @@ pub struct Args {
     /// with `--standardization zscore`, which does not see the scale.
     #[arg(long)]
     pub quantize_u8: bool,
+    /// INPUT is a DICOM study: write each series as NIfTI (<number>_<description>.nii.gz).
+    #[arg(long, conflicts_with_all = ["quantize_u8", "cases"])]
+    pub dicom: bool,
     /// Only these cases (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     pub cases: Option<Vec<String>>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.dicom {
+        let converted = brainseg_dicom::convert_study(&args.input, &args.output)?;
+        let mut failed = 0;
+        for series in &converted {
+            match &series.outcome {
+                Ok(path) => println!("wrote {}", path.display()),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("warning: series {}: {e}", series.info.name)
+                }
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} of {} series could not be converted", converted.len());
+        }
+        return Ok(());
+    }
     if !args.quantize_u8 && args.cases.is_none() {
         let n = to_msd(&args.input, &args.output)?;
         println!("wrote {n} case(s) in the MSD layout to {}", args.output.display());

@@ -33,6 +33,26 @@ fn print_table(info: &Info) {
             }
         }
     }
+    if !info.series.is_empty() {
+        println!(
+            "{:>6} {:<28} {:<9} {:<16} {:<20} {:<8} problem",
+            "number", "description", "plane", "size", "spacing (mm)", "guess"
+        );
+        for s in &info.series {
+            let [c, r, z, v] = s.size;
+            let [sx, sy, sz] = s.spacing_mm;
+            let size = if v > 1 { format!("{c}x{r}x{z}x{v}") } else { format!("{c}x{r}x{z}") };
+            let number = s.number.map_or("-".into(), |n| n.to_string());
+            let description: String = s.description.chars().take(28).collect();
+            println!(
+                "{number:>6} {description:<28} {:<9} {size:<16} {:<20} {:<8} {}",
+                s.orientation,
+                format!("{sx:.2} x {sy:.2} x {sz:.2}"),
+                s.modality,
+                s.problem.as_deref().unwrap_or("")
+            );
+        }
+    }
     if !info.volumes.is_empty() {
         println!();
         println!(

@@ -46,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
         (file.model.config().clone(), file.inference.tile, path.display().to_string())
     } else {
         let model = LoadedModel::load(None, &brainseg_model::cpu_device())?;
-        (model.model.config().clone(), model.inference.tile, model.name)
+        (model.config().clone(), model.inference.tile, model.name)
     };
     if let Some(b) = args.base_filters {
         config.base_filters = b;

@@ -6,22 +6,29 @@ use brainseg_core::LabelNumbering;
 use brainseg_infer::Tiling;
 use brainseg_pipeline::layout::PredictionLayout;
 use brainseg_pipeline::model::LoadedModel;
-use brainseg_pipeline::segment::{predict_dataset, LabelOptions, PredictOptions};
+use brainseg_pipeline::input::open_cases;
+use brainseg_pipeline::segment::{predict_cases, LabelOptions, PredictOptions};
 use brainseg_pipeline::{device, Progress};
-use brainseg_volume::Dataset;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A BraTS case folder, a 4-D NIfTI (FLAIR, T1w, T1Gd, T2w), or a dataset folder (MSD or raw BraTS).
+    /// A BraTS case folder, a 4-D NIfTI (FLAIR, T1w, T1Gd, T2w), a dataset folder (MSD or raw
+    /// BraTS), or a DICOM study folder (its four series resampled onto the T1Gd series' grid).
     #[arg(short, long)]
     pub input: PathBuf,
+    /// The DICOM series for each modality by series number, when their descriptions do not say
+    /// (`brainseg info <study>` lists them): flair=N,t1=N,t1ce=N,t2=N.
+    #[arg(long, value_parser = parse_series)]
+    pub series: Option<[i64; 4]>,
     /// Output folder: <case>.nii.gz label maps (and <case>_probabilities.nii.gz with --probabilities).
     #[arg(short, long)]
     pub out: PathBuf,
-    /// Model weights (.safetensors from `brainseg train`); default: the bundled model trained on BraTS.
+    /// Model file (.safetensors from `brainseg train`); given several times, or as a folder of
+    /// model files or fold runs, an ensemble averaging their probabilities [default: the bundled
+    /// model trained on BraTS].
     #[arg(long)]
-    pub model: Option<PathBuf>,
+    pub model: Vec<PathBuf>,
     /// How the scan is tiled.
     #[arg(long, value_enum, default_value_t)]
     pub tiling: Tiling,
@@ -44,6 +51,10 @@ pub struct Args {
     /// Remove connected components smaller than this many voxels (per class or region; 0 keeps all).
     #[arg(long, default_value_t = LabelOptions::default().min_component)]
     pub min_component: usize,
+    /// Enhancing tumour smaller than this many voxels becomes necrosis (nnU-Net's BraTS
+    /// post-processing) [default: the model's own, chosen by cross-validation; 0 = off].
+    #[arg(long)]
+    pub min_enhancing: Option<usize>,
     /// Tiles per model call.
     #[arg(long, default_value_t = brainseg_infer::InferenceConfig::default().batch_size)]
     pub batch_size: usize,
@@ -58,13 +69,16 @@ pub fn run(args: Args) -> Result<()> {
     };
     labels.validate()?;
     let device = device(args.compute.apply())?;
-    let model = LoadedModel::load(args.model.as_deref(), &device)?;
-    let dataset = Dataset::open(&args.input)?;
+    let model = LoadedModel::load_ensemble(&args.model, &device)?;
+    let cases = open_cases(&args.input, args.series)?;
     let mut inference = model.inference.clone();
     inference.tiling = args.tiling;
     inference.overlap = args.overlap;
     inference.mirror = args.tta;
     inference.batch_size = args.batch_size;
+    if let Some(voxels) = args.min_enhancing {
+        inference.min_enhancing_voxels = voxels;
+    }
     let options = PredictOptions {
         inference,
         labels,
@@ -80,7 +94,7 @@ pub fn run(args: Args) -> Result<()> {
         options.inference.tiling
     ));
     let out = PredictionLayout::new(&args.out);
-    let outcome = predict_dataset(&dataset, &model, &options, &out, &device, &mut progress)?;
+    let outcome = predict_cases(&cases, &model, &options, &out, &device, &mut progress)?;
     drop(progress);
     println!(
         "{:<28} {:>14} {:>12} {:>10}",
@@ -104,9 +118,40 @@ pub fn run(args: Args) -> Result<()> {
         bail!(
             "{} of {} case(s) failed: {}",
             ids.len(),
-            dataset.cases.len(),
+            cases.len(),
             ids.join(", ")
         );
     }
     Ok(())
+}
+
+/// `flair=N,t1=N,t1ce=N,t2=N` (any order) -> series numbers in the order FLAIR, T1w, T1Gd, T2w.
+fn parse_series(text: &str) -> Result<[i64; 4], String> {
+    let names = ["flair", "t1", "t1ce", "t2"];
+    let mut numbers = [None; 4];
+    for part in text.split(',') {
+        let (name, number) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected name=number"))?;
+        let slot = names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| format!("{name:?}: expected one of flair, t1, t1ce, t2"))?;
+        numbers[slot] = Some(
+            number
+                .trim()
+                .parse()
+                .map_err(|_| format!("{number:?}: not a series number"))?,
+        );
+    }
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(numbers)
+        .filter(|(_, n)| n.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing {}", missing.join(", ")));
+    }
+    Ok(numbers.map(|n| n.expect("checked")))
 }

@@ -8,7 +8,7 @@ pub mod postprocess;
 pub mod tiling;
 
 pub use decode::decode_labels;
-pub use postprocess::{remove_small_components, Removed};
+pub use postprocess::{enhancing_to_necrosis_below, remove_small_components, Removed};
 pub use tiling::{
     gaussian_importance, predict_probabilities, tile_starts, InferenceConfig, Tiling,
 };

@@ -46,6 +46,9 @@ pub struct InferenceConfig {
     /// skull-stripped brain), as nnU-Net crops; outside it every probability is 0. Tiles whose
     /// input is all zero are not run either.
     pub crop_to_nonzero: bool,
+    /// BraTS post-processing: an enhancing tumour smaller than this many voxels becomes necrosis
+    /// (0: off). Chosen by cross-validation and stored with the model.
+    pub min_enhancing_voxels: usize,
 }
 
 impl Default for InferenceConfig {
@@ -58,6 +61,7 @@ impl Default for InferenceConfig {
             mirror: false,
             standardization: Standardization::default(),
             crop_to_nonzero: true,
+            min_enhancing_voxels: 0,
         }
     }
 }
@@ -125,7 +129,7 @@ pub fn predict_probabilities<P: PatchPredictor + ?Sized>(
     predictor: &mut P,
     image: ArrayView4<f32>,
     config: &InferenceConfig,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Array4<f32>> {
     config.validate()?;
     let (channels, x, y, z) = image.dim();

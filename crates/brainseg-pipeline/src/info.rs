@@ -34,6 +34,25 @@ pub struct Info {
     pub volumes: Vec<VolumeInfo>,
     /// Label voxel counts in MSD numbering (BraTS labels are mapped 1->2, 2->1, 4->3 on load).
     pub labels: Vec<LabelCount>,
+    /// The series of a DICOM study.
+    pub series: Vec<SeriesRow>,
+}
+
+/// One DICOM series, as `info` lists it.
+#[derive(Serialize)]
+pub struct SeriesRow {
+    pub number: Option<i64>,
+    pub description: String,
+    pub orientation: String,
+    /// Columns, rows, slices, volumes.
+    pub size: [usize; 4],
+    pub spacing_mm: [f64; 3],
+    /// The modality brainseg guesses from the series' description and sequence.
+    pub modality: String,
+    pub transfer_syntax: String,
+    pub files: usize,
+    /// Why it cannot be read, if it cannot.
+    pub problem: Option<String>,
 }
 
 fn volume_info(name: &str, data: ArrayView3<f32>, geometry: &Geometry, dtype: &str) -> VolumeInfo {
@@ -94,6 +113,7 @@ pub fn describe(path: &Path) -> Result<Info> {
         cases: vec![],
         volumes: vec![],
         labels: vec![],
+        series: vec![],
     };
     if path.is_file() && path.extension().is_some() && !path.ends_with("dataset.json") {
         let image = read_image(path)?;
@@ -110,7 +130,38 @@ pub fn describe(path: &Path) -> Result<Info> {
         }
         return Ok(info);
     }
-    let dataset = Dataset::open(path)?;
+    let dataset = match Dataset::open(path) {
+        Ok(dataset) => dataset,
+        Err(error) => {
+            let study = match path.is_dir() {
+                true => brainseg_dicom::scan_study(path)?,
+                false => return Err(error.into()),
+            };
+            if study.series.is_empty() {
+                return Err(error.into());
+            }
+            info.layout = Some("DICOM study".into());
+            info.series = study
+                .series
+                .iter()
+                .map(|s| {
+                    let i = s.info();
+                    SeriesRow {
+                        number: i.number,
+                        description: i.description,
+                        orientation: format!("{:?}", i.orientation).to_lowercase(),
+                        size: i.size,
+                        spacing_mm: i.spacing,
+                        modality: i.modality.name().to_string(),
+                        transfer_syntax: brainseg_dicom::syntax_name(&i.transfer_syntax),
+                        files: i.files,
+                        problem: i.problem,
+                    }
+                })
+                .collect();
+            return Ok(info);
+        }
+    };
     info.layout = Some(layout_name(dataset.layout).to_string());
     info.cases = dataset.cases.iter().map(|c| c.id.clone()).collect();
     if let [case_ref] = dataset.cases.as_slice() {

@@ -20,6 +20,7 @@ mod error;
 pub mod evaluate;
 pub mod guard;
 pub mod info;
+pub mod input;
 pub mod layout;
 pub mod model;
 pub mod pictures;

@@ -7,7 +7,7 @@ use brainseg_model::checkpoint::StorageDtype;
 use brainseg_model::{predict::predict_batch, Device, UNet3d};
 use brainseg_train::model_file;
 use ndarray::{Array5, ArrayView5};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The bundled model, trained on real BraTS cases (see models/MODEL_CARD.md).
 #[cfg(bundled_model)]
@@ -17,7 +17,8 @@ const BUNDLED: &[u8] = include_bytes!("../../../models/brainseg-brats.safetensor
 pub const BUNDLED_NAME: &str = "bundled BraTS model";
 
 pub struct LoadedModel {
-    pub model: UNet3d,
+    /// One network, or the members of an ensemble, whose probabilities are averaged.
+    pub networks: Vec<UNet3d>,
     /// The file's path, or [`BUNDLED_NAME`].
     pub name: String,
     /// Tile size and standardisation the model was trained with.
@@ -36,7 +37,7 @@ impl LoadedModel {
                 })?;
                 let file = model_file::load(path, device)?;
                 Ok(LoadedModel {
-                    model: file.model,
+                    networks: vec![file.model],
                     name: path.display().to_string(),
                     inference: file.inference,
                     fingerprint: fingerprint(&bytes),
@@ -53,7 +54,7 @@ impl LoadedModel {
         std::fs::write(tmp.path(), BUNDLED).map_err(unpack)?;
         let file = model_file::load(tmp.path(), device)?;
         Ok(LoadedModel {
-            model: file.model,
+            networks: vec![file.model],
             name: BUNDLED_NAME.into(),
             inference: file.inference,
             fingerprint: fingerprint(BUNDLED),
@@ -67,22 +68,95 @@ impl LoadedModel {
         ))
     }
 
+    /// Reads every model file of `paths` as one ensemble; a folder stands for the model files in
+    /// it and in its subfolders' `best.safetensors` (a cross-validation's fold runs). The members
+    /// must agree on inputs, outputs, tile and standardisation; the first one's settings are used.
+    pub fn load_ensemble(paths: &[PathBuf], device: &Device) -> Result<LoadedModel> {
+        let files = model_files(paths)?;
+        let [first, rest @ ..] = files.as_slice() else {
+            return Self::load(None, device);
+        };
+        let mut ensemble = Self::load(Some(first), device)?;
+        for path in rest {
+            let member = Self::load(Some(path), device)?;
+            let (a, b) = (ensemble.config(), member.config());
+            let agree = a.in_channels == b.in_channels
+                && a.out_classes == b.out_classes
+                && a.targets == b.targets
+                && ensemble.inference.tile == member.inference.tile
+                && ensemble.inference.standardization == member.inference.standardization;
+            if !agree {
+                return Err(Error::invalid(format!(
+                    "{}: does not fit an ensemble with {} (inputs, outputs, tile or standardisation differ)",
+                    path.display(),
+                    first.display()
+                )));
+            }
+            ensemble.networks.extend(member.networks);
+            ensemble.name = format!("{} + {}", ensemble.name, member.name);
+            ensemble.fingerprint = format!("{}+{}", ensemble.fingerprint, member.fingerprint);
+        }
+        Ok(ensemble)
+    }
+
+    /// The (first) network's configuration.
+    pub fn config(&self) -> &brainseg_model::UNet3dConfig {
+        self.networks[0].config()
+    }
+
     pub fn targets(&self) -> Targets {
-        self.model.config().targets
+        self.config().targets
     }
 
     /// One line: depth, filters, outputs.
     pub fn describe(&self) -> String {
-        let c = self.model.config();
+        let c = self.config();
         let outputs = match c.targets {
             Targets::Classes => "per-class outputs",
             Targets::Regions => "WT/TC/ET region outputs",
         };
+        let members = match self.networks.len() {
+            1 => String::new(),
+            n => format!(", an ensemble of {n}"),
+        };
         format!(
-            "depth {}, {} base filters, {} {outputs}",
+            "depth {}, {} base filters, {} {outputs}{members}",
             c.depth, c.base_filters, c.out_classes
         )
     }
+}
+
+/// The model files `paths` stand for, in order (folders expanded, sorted).
+fn model_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = vec![];
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| brainseg_volume::Error::at(path, format!("cannot list: {e}")))?;
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter_map(|p| {
+                if p.is_dir() {
+                    Some(p.join("best.safetensors")).filter(|b| b.is_file())
+                } else {
+                    Some(p).filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+                }
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: holds no model files (*.safetensors or */best.safetensors)",
+                path.display()
+            )));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
 }
 
 /// Writes `source`'s weights again as f16 (half the size, for shipping), keeping its metadata.
@@ -90,6 +164,35 @@ pub fn export_f16(source: &Path, target: &Path) -> Result<()> {
     let file = model_file::load(source, &brainseg_model::cpu_device())?;
     model_file::save(&file.model, &file.inference, target, StorageDtype::F16)?;
     Ok(())
+}
+
+/// Runs an ensemble on batches of tiles: the mean of its members' probabilities.
+pub struct EnsemblePredictor<'a> {
+    pub networks: &'a [UNet3d],
+    pub device: &'a Device,
+}
+
+impl PatchPredictor for EnsemblePredictor<'_> {
+    fn out_channels(&self) -> usize {
+        self.networks[0].config().out_classes
+    }
+    fn predict(&mut self, batch: ArrayView5<f32>) -> Array5<f32> {
+        let mut members = self.networks.iter().map(|model| {
+            ModelPredictor {
+                model,
+                device: self.device,
+            }
+            .predict(batch)
+        });
+        let mut sum = members.next().expect("an ensemble has a member");
+        for probabilities in members {
+            sum += &probabilities;
+        }
+        if self.networks.len() > 1 {
+            sum /= self.networks.len() as f32;
+        }
+        sum
+    }
 }
 
 /// Runs a model on batches of tiles.
@@ -119,6 +222,46 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use brainseg_model::UNet3dConfig;
+    use ndarray::Array5;
+
+    #[test]
+    fn an_ensemble_predicts_the_mean_of_its_members() {
+        let device = brainseg_model::cpu_device();
+        let config = UNet3dConfig {
+            depth: 2,
+            base_filters: 2,
+            ..UNet3dConfig::default()
+        };
+        let networks: Vec<UNet3d> = (0..2)
+            .map(|seed| UNet3d::new(&config, seed, &device).unwrap())
+            .collect();
+        let batch = Array5::from_shape_fn((1, 4, 8, 8, 4), |(_, c, x, y, z)| {
+            ((c * 7 + x * 3 + y + z * 5) % 11) as f32 / 5.0 - 1.0
+        });
+        let alone: Vec<Array5<f32>> = networks
+            .iter()
+            .map(|model| ModelPredictor { model, device: &device }.predict(batch.view()))
+            .collect();
+        assert!(alone[0] != alone[1], "two seeds, two models");
+        let mean = (&alone[0] + &alone[1]) / 2.0;
+        let together = EnsemblePredictor {
+            networks: &networks,
+            device: &device,
+        }
+        .predict(batch.view());
+        let largest = (&together - &mean).iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(largest < 1e-6, "ensemble differs from the mean by {largest}");
+        // One member: exactly that member's output.
+        let single = EnsemblePredictor {
+            networks: &networks[..1],
+            device: &device,
+        }
+        .predict(batch.view());
+        assert_eq!(single, alone[0]);
+    }
+
     #[test]
     fn fingerprint_is_fnv1a_64() {
         // Reference values of FNV-1a 64 (the FNV specification's test vectors).

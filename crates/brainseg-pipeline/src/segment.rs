@@ -1,12 +1,16 @@
 //! Segmenting whole scans: one case, or every case of a dataset into a prediction folder.
 use crate::layout::PredictionLayout;
-use crate::model::{LoadedModel, ModelPredictor};
+use crate::model::{EnsemblePredictor, LoadedModel};
 use crate::progress::Progress;
 use crate::{Error, Result};
 use brainseg_core::LabelNumbering;
-use brainseg_infer::{decode_labels, predict_probabilities, remove_small_components, InferenceConfig};
+use brainseg_infer::{
+    decode_labels, enhancing_to_necrosis_below, predict_probabilities, remove_small_components,
+    InferenceConfig,
+};
 use brainseg_model::Device;
-use brainseg_volume::{write_label, write_probabilities, Case, Dataset};
+use crate::input::{looks_skull_stripped, CaseSource};
+use brainseg_volume::{write_label, write_probabilities, Case};
 use ndarray::{Array3, Array4};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -53,15 +57,15 @@ pub fn segment_case(
     progress: &mut dyn Progress,
 ) -> Result<(Array3<u8>, Array4<f32>)> {
     let channels = case.image.shape()[0];
-    let expected = model.model.config().in_channels;
+    let expected = model.config().in_channels;
     if channels != expected {
         return Err(Error::invalid(format!(
             "case {}: {channels} channels, the model expects {expected}",
             case.id
         )));
     }
-    let mut predictor = ModelPredictor {
-        model: &model.model,
+    let mut predictor = EnsemblePredictor {
+        networks: &model.networks,
         device,
     };
     let probs = predict_probabilities(&mut predictor, case.image.view(), inference, |done, total| {
@@ -72,6 +76,7 @@ pub fn segment_case(
     if labels.min_component > 0 {
         remove_small_components(&mut label_map, labels.min_component, model.targets());
     }
+    enhancing_to_necrosis_below(&mut label_map, inference.min_enhancing_voxels);
     Ok((label_map, probs))
 }
 
@@ -103,10 +108,9 @@ pub struct PredictOutcome {
     pub failed: Vec<(String, Error)>,
 }
 
-/// Segments every case of `dataset` into `out`, case by case: a failing case is reported and the
-/// others go on.
-pub fn predict_dataset(
-    dataset: &Dataset,
+/// Segments every case into `out`, case by case: a failing case is reported and the others go on.
+pub fn predict_cases(
+    cases: &[CaseSource],
     model: &LoadedModel,
     options: &PredictOptions,
     out: &PredictionLayout,
@@ -115,18 +119,27 @@ pub fn predict_dataset(
 ) -> Result<PredictOutcome> {
     options.inference.validate()?;
     options.labels.validate()?;
-    crate::guard::refuse_input_folder(out.path(), &crate::guard::dataset_files(dataset))?;
+    let inputs: Vec<PathBuf> = cases.iter().flat_map(CaseSource::files).collect();
+    crate::guard::refuse_input_folder(out.path(), &inputs)?;
     std::fs::create_dir_all(out.path()).map_err(|e| {
         brainseg_volume::Error::at(out.path(), format!("cannot create the output folder: {e}"))
     })?;
     let mut provenance = Provenance::start(out, model, options)?;
     let mut outcome = PredictOutcome::default();
-    let total = dataset.cases.len();
-    for (index, case_ref) in dataset.cases.iter().enumerate() {
-        progress.advance("cases", index, total, &case_ref.id);
+    let total = cases.len();
+    for (index, source) in cases.iter().enumerate() {
+        progress.advance("cases", index, total, source.id());
         let started = Instant::now();
         let result = (|| -> Result<CaseOutcome> {
-            let case = case_ref.load()?;
+            let case = source.load()?;
+            if !looks_skull_stripped(&case) {
+                progress.warn(&format!(
+                    "case {}: the scan is non-zero over most of its volume, so it looks not \
+                     skull-stripped; brainseg's models were trained on skull-stripped scans \
+                     (BraTS) and segment others poorly",
+                    case.id
+                ));
+            }
             let (labels, probs) = segment_case(
                 &case,
                 model,
@@ -158,11 +171,11 @@ pub fn predict_dataset(
                 outcome.written.push(case)
             }
             Err(error) => {
-                progress.warn(&format!("case {}: {error}", case_ref.id));
-                outcome.failed.push((case_ref.id.clone(), error));
+                progress.warn(&format!("case {}: {error}", source.id()));
+                outcome.failed.push((source.id().to_string(), error));
             }
         }
-        progress.advance("cases", index + 1, total, &case_ref.id);
+        progress.advance("cases", index + 1, total, source.id());
     }
     progress.finish("cases");
     Ok(outcome)
