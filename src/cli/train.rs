@@ -164,7 +164,7 @@ pub fn run(args: Args) -> Result<()> {
     let (config, out) = match &args.resume {
         Some(run) => {
             if let Some(epochs) = args.epochs {
-                brainseg_train::training::set_epochs(run, epochs)?;
+                brainseg_train::set_epochs(run, epochs)?;
             }
             (None, run.clone())
         }

@@ -21,7 +21,7 @@ mod summary;
 pub use case::{CaseMetrics, ClassMetrics, RegionMetrics, HD95_ONE_EMPTY_MM};
 pub use distance::HausdorffConvention;
 pub use error::{Error, Result};
-pub use patch::SensSpec;
+pub use patch::{Counts, SensSpec};
 pub use summary::{sens_spec_table, CaseRow, MetricStats, Summary, METRIC_KEYS};
 
 pub use brainseg_core::{Class, Region};

@@ -71,7 +71,7 @@ pub fn sensitivity_specificity(
 
 /// Confusion counts of one binary question over many voxels.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
+pub struct Counts {
     pub true_positive: u64,
     pub false_positive: u64,
     pub false_negative: u64,

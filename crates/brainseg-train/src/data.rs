@@ -5,7 +5,7 @@
 //! Memory: the queue holds `queue_depth` batches; a batch of 3 patches of 4x160x160x16 with 3 target
 //! channels is 3 x (4 + 3) x 409,600 x 4 B = 34 MB; each worker builds one patch at a time
 //! (~12 MB including its crop and target).
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, Result};
 use brainseg_transforms::{
     augment_patch, sample_patch, AugmentConfig, AugmentationConfig, PatchConfig, Standardization,
 };
@@ -117,7 +117,7 @@ pub fn cache_case(
     standardization: Standardization,
 ) -> Result<CachedCase> {
     fs::create_dir_all(cache_dir)
-        .with_context(|| format!("{}: cannot create the cache folder", cache_dir.display()))?;
+        .map_err(|e| Error::at(cache_dir, format!("cannot create the cache folder: {e}")))?;
     let meta_path = cache_dir.join(format!("{}.json", case.id));
     let image_path = cache_dir.join(format!("{}.f32", case.id));
     let label_path = cache_dir.join(format!("{}.u8", case.id));
@@ -136,10 +136,10 @@ pub fn cache_case(
         None => {
             let loaded = case.load()?;
             let Some(label) = loaded.label else {
-                bail!(
+                return Err(Error::run(format!(
                     "case {}: no label file, it cannot be used for training",
                     case.id
-                )
+                )));
             };
             let bbox = nonzero_box(loaded.image.view());
             let mut image = loaded
@@ -177,25 +177,27 @@ pub fn cache_case(
                 standardization,
                 sources: stamp,
             };
-            write_atomic(&meta_path, &serde_json::to_vec(&meta)?)?;
+            write_atomic(
+                &meta_path,
+                &serde_json::to_vec(&meta).expect("cache metadata serialises"),
+            )?;
             meta
         }
     };
     let open = |p: &Path| -> Result<Mmap> {
-        let file = fs::File::open(p)
-            .with_context(|| format!("{}: cannot open cache file", p.display()))?;
+        let file =
+            fs::File::open(p).map_err(|e| Error::at(p, format!("cannot open cache file: {e}")))?;
         // SAFETY: cache files are written once, atomically, and never modified in place.
-        unsafe { Mmap::map(&file) }
-            .with_context(|| format!("{}: cannot map cache file", p.display()))
+        unsafe { Mmap::map(&file) }.map_err(|e| Error::at(p, format!("cannot map cache file: {e}")))
     };
     let image = open(&image_path)?;
     let label = open(&label_path)?;
     let voxels: usize = meta.shape[1..].iter().product();
     if image.len() != voxels * meta.shape[0] * 4 || label.len() != voxels {
-        bail!(
-            "{}: cache file has the wrong size; delete the cache folder",
-            image_path.display()
-        );
+        return Err(Error::at(
+            &image_path,
+            "cache file has the wrong size; delete the cache folder",
+        ));
     }
     Ok(CachedCase {
         id: meta.id,
@@ -228,11 +230,11 @@ pub fn open_volumes(
     mut on_case: impl FnMut(&str) + Send,
 ) -> Result<PatchSource> {
     let find = |id: &String| -> Result<CaseRef> {
-        dataset.case(id).cloned().with_context(|| {
-            format!(
+        dataset.case(id).cloned().ok_or_else(|| {
+            Error::run(format!(
                 "split lists case {id}, which is not in {}",
                 dataset.root.display()
-            )
+            ))
         })
     };
     let train: Vec<CaseRef> = split.train.iter().map(find).collect::<Result<_>>()?;
@@ -250,7 +252,7 @@ pub fn open_volumes(
     let train = load(&train)?;
     let valid = load(&valid)?;
     if train.is_empty() {
-        bail!("{}: no training cases", dataset.root.display());
+        return Err(Error::at(&dataset.root, "no training cases"));
     }
     Ok(PatchSource::Volumes { train, valid })
 }
@@ -315,7 +317,7 @@ fn volume_item(
     augment_on: bool,
 ) -> Result<(Array4<f32>, Array4<f32>)> {
     let patch = sample_patch(case.image(), case.label(), &config.patch, rng)
-        .with_context(|| format!("case {}", case.id))?;
+        .map_err(|e| Error::run(format!("case {}: {e}", case.id)))?;
     let (mut image, mut target) = (patch.image, patch.target);
     if config.standardization.per_patch() {
         config.standardization.apply(&mut image);

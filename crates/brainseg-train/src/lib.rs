@@ -1,20 +1,25 @@
 //! brainseg-train: the data pipeline and the training loop (`brainseg train`).
 //!
-//! A run directory holds everything needed to watch, resume or reuse a run:
-//! `config.json` (the whole recipe), `split.json` (editable train/validation ids), `metrics.csv`
-//! and `curves.png` (one row/point per epoch), `best.safetensors` (best validation Dice),
-//! `checkpoint/` (last epoch: weights, optimizer state, progress) and `cache/` (decoded cases).
+//! A run starts from a [`Recipe`] (or a [`TrainConfig`] of its own) and is driven by a
+//! [`Trainer`] in stages (start or resume, then per epoch: steps, validation, best model,
+//! checkpoint, log). Its folder ([`RunLayout`]) holds everything needed to watch, resume or reuse
+//! it: `config.json` (the whole recipe), `split.json` (editable train/validation ids),
+//! `metrics.csv` and `curves.png` (one row/point per epoch), `best.safetensors` (a
+//! [`model_file`] of the best validation epoch), `checkpoint/` (last epoch: weights, optimiser
+//! state, progress) and `cache/` (decoded cases).
+mod checkpoint;
+pub mod config;
 pub mod data;
+mod error;
 pub mod model_file;
 pub mod recipe;
 pub mod run_layout;
-pub mod training;
+pub mod trainer;
 
+pub use config::{nnunet_recipe, LossKind, Optimizer, Schedule, TrainConfig};
 pub use data::{Batch, PatchSource, SamplingConfig};
+pub use error::{Error, Result};
 pub use model_file::ModelFile;
 pub use recipe::Recipe;
 pub use run_layout::RunLayout;
-pub use training::{
-    nnunet_recipe, train, training_loss, EpochRecord, LossKind, Optimizer, Schedule, TrainConfig,
-    TrainEvent,
-};
+pub use trainer::{set_epochs, train, training_loss, EpochRecord, TrainEvent, Trainer, Validation};

@@ -83,7 +83,7 @@ fn same_seed_same_curve_and_resume_continues_exactly() {
     let run = dir.path().join("interrupted");
     let first = train(Some(tiny_config(&data, 1)), &run, &device, |_| {}).unwrap();
     assert_eq!(first[0].train_loss, straight[0].train_loss);
-    brainseg_train::training::set_epochs(&run, 2).unwrap();
+    brainseg_train::set_epochs(&run, 2).unwrap();
     let resumed = train(None, &run, &device, |_| {}).unwrap();
     assert_eq!(resumed.len(), 2, "history keeps epoch 1 and adds epoch 2");
     assert_eq!(resumed[1].train_loss, straight[1].train_loss);
@@ -136,7 +136,7 @@ fn sgd_poly_deep_supervision_resume_continues_exactly() {
     let first = train(Some(tiny_nnunet(&data, 1)), &run, &device, |_| {}).unwrap();
     assert_eq!(first[0].train_loss, straight[0].train_loss);
     assert!(run.join("checkpoint/optimizer.bpk").is_file());
-    brainseg_train::training::set_epochs(&run, 3).unwrap();
+    brainseg_train::set_epochs(&run, 3).unwrap();
     let resumed = train(None, &run, &device, |_| {}).unwrap();
     assert_eq!(resumed.len(), 3);
     for epoch in 1..3 {

@@ -1,0 +1,471 @@
+//! A training run in stages: start (a new run or the newest complete checkpoint), then per epoch
+//! the steps, validation (Dice from brainseg-metrics), the best model, the checkpoint and the log
+//! (`metrics.csv`, `curves.png`). Progress goes out as [`TrainEvent`]s; nothing here prints.
+use crate::checkpoint;
+use crate::config::{LossKind, TrainConfig};
+use crate::data::{open_volumes, Batch, PatchSource};
+use crate::error::{Error, Result};
+use crate::model_file;
+use crate::run_layout::RunLayout;
+use brainseg_core::{Class, Region};
+use brainseg_infer::{decode_labels, InferenceConfig};
+use brainseg_metrics::Counts;
+use brainseg_model::checkpoint::StorageDtype;
+use brainseg_model::{loss, Device, UNet3d};
+use brainseg_visualize::{training_curves, Series};
+use brainseg_volume::{write_atomic, Dataset, Split};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Tensor, TensorData};
+use ndarray::{Array5, Axis};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One epoch's numbers: a row of `metrics.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    /// Dice per class on thresholded predictions, pooled over validation patches (None: class absent).
+    pub dice_edema: Option<f64>,
+    pub dice_non_enhancing: Option<f64>,
+    pub dice_enhancing: Option<f64>,
+    pub dice_wt: Option<f64>,
+    pub dice_tc: Option<f64>,
+    pub dice_et: Option<f64>,
+    /// Mean of the defined region Dice values: the number the best model is chosen by.
+    pub dice_mean: f64,
+    pub seconds: f64,
+}
+
+/// What the loop reports while it runs (the CLI draws progress bars from these).
+pub enum TrainEvent<'a> {
+    CaseCached {
+        id: &'a str,
+        done: usize,
+        total: usize,
+    },
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
+    Validating {
+        epoch: usize,
+    },
+    Epoch(&'a EpochRecord),
+}
+
+/// How far a run is; saved in each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunProgress {
+    pub epochs_done: usize,
+    pub best_dice: f64,
+    pub history: Vec<EpochRecord>,
+}
+
+fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
+    let shape = array.shape().to_vec();
+    let data = TensorData::new(array.as_standard_layout().iter().copied().collect::<Vec<f32>>(), shape);
+    Tensor::from_data(data, device)
+}
+
+/// The training loss of one batch: `kind` on the full-resolution logits or, when the model has
+/// deep supervision, [`loss::deep_supervision_loss`] of `kind` over its outputs.
+pub fn training_loss(
+    kind: LossKind,
+    model: &UNet3d,
+    images: Tensor<5>,
+    targets: Tensor<5>,
+) -> Result<Tensor<1>> {
+    let loss_of = |logits: Tensor<5>, targets: Tensor<5>| match kind {
+        LossKind::SoftDice => loss::soft_dice_loss(
+            burn::tensor::activation::sigmoid(logits),
+            targets,
+            loss::SEED_EPSILON,
+        ),
+        LossKind::DiceBce => loss::dice_bce_loss(logits, targets, loss::SEED_EPSILON, 1.0),
+    };
+    Ok(if model.config().deep_supervision {
+        let outputs = model.forward_deep_supervision(images)?;
+        loss::deep_supervision_loss(outputs, targets, loss_of)
+    } else {
+        loss_of(model.forward_logits(images)?, targets)
+    })
+}
+
+/// Validation of one epoch: the mean soft Dice loss and, pooled over the validation patches,
+/// hard-Dice confusion counts per class (edema, non-enhancing, enhancing) and per region (WT, TC, ET).
+pub struct Validation {
+    pub loss: f64,
+    pub classes: [Counts; 3],
+    pub regions: [Counts; 3],
+}
+
+impl Validation {
+    /// Mean of the defined region Dice values: what the best model is chosen by.
+    pub fn mean_region_dice(&self) -> f64 {
+        let defined: Vec<f64> = self.regions.iter().filter_map(Counts::dice).collect();
+        match defined.len() {
+            0 => 0.0,
+            n => defined.iter().sum::<f64>() / n as f64,
+        }
+    }
+}
+
+/// A run being trained.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub layout: RunLayout,
+    device: Device,
+    source: Arc<PatchSource>,
+    valid_batches: Vec<Batch>,
+    model: UNet3d,
+    optimizer: ModuleOptimizer,
+    pub progress: RunProgress,
+}
+
+impl Trainer {
+    /// A new run in `out` (`config` given; `out` must not hold a run) or the run in `out`
+    /// continued from its newest complete checkpoint. A new run that fails to start leaves
+    /// nothing behind, so a plain retry works.
+    pub fn start(
+        config: Option<TrainConfig>,
+        out: &Path,
+        device: &Device,
+        on_event: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<Trainer> {
+        let layout = RunLayout::new(out);
+        let Some(config) = config else {
+            return Self::resume(layout, device, on_event);
+        };
+        if layout.config().exists() {
+            return Err(Error::at(
+                out,
+                "already holds a run; resume it or choose another folder",
+            ));
+        }
+        let folder_existed = out.exists();
+        let started = (|| {
+            fs::create_dir_all(out)
+                .map_err(|e| Error::at(out, format!("cannot create the run folder: {e}")))?;
+            let json = serde_json::to_vec_pretty(&config).expect("configs serialise");
+            write_atomic(layout.config(), &json)?;
+            Self::prepare(config, layout.clone(), device, None, on_event)
+        })();
+        if started.is_err() {
+            // Only what this call made: the folder if it made it, else the run's own files.
+            if folder_existed {
+                for file in [layout.config(), layout.split()] {
+                    let _ = fs::remove_file(file);
+                }
+                let _ = fs::remove_dir_all(layout.cache());
+            } else {
+                let _ = fs::remove_dir_all(out);
+            }
+        }
+        started
+    }
+
+    fn resume(
+        layout: RunLayout,
+        device: &Device,
+        on_event: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<Trainer> {
+        let config = read_config(&layout)?;
+        let restored = checkpoint::restore(
+            &layout,
+            &config.model,
+            config.seed,
+            || config.optimizer.init(),
+            device,
+        )?;
+        Self::prepare(config, layout, device, restored, on_event)
+    }
+
+    /// Checks the configuration, opens the data and builds (or restores) the model.
+    fn prepare(
+        config: TrainConfig,
+        layout: RunLayout,
+        device: &Device,
+        restored: Option<checkpoint::Restored>,
+        on_event: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<Trainer> {
+        config.model.validate()?;
+        if config.model.targets != config.sampling.patch.targets {
+            return Err(Error::at(
+                &layout.config(),
+                "model.targets and sampling.patch.targets disagree",
+            ));
+        }
+        let [x, y, z] = config.sampling.patch.size;
+        config.model.check_input([config.model.in_channels, x, y, z])?;
+        let source = Arc::new(open_data(&config, &layout, on_event)?);
+        let valid_batches = source.validation_batches(
+            &config.sampling,
+            config.seed,
+            config.valid_patches_per_case,
+        )?;
+        let (model, optimizer, progress) = match restored {
+            Some(r) => (r.model, r.optimizer, r.progress),
+            None => (
+                UNet3d::new(&config.model, config.seed, device)?,
+                config.optimizer.init(),
+                RunProgress {
+                    epochs_done: 0,
+                    best_dice: f64::NEG_INFINITY,
+                    history: vec![],
+                },
+            ),
+        };
+        Ok(Trainer {
+            config,
+            layout,
+            device: device.clone(),
+            source,
+            valid_batches,
+            model,
+            optimizer,
+            progress,
+        })
+    }
+
+    /// Trains, validates, saves and logs epoch `epoch` (1-based).
+    pub fn epoch(
+        &mut self,
+        epoch: usize,
+        on_event: &mut (dyn FnMut(TrainEvent) + Send),
+    ) -> Result<EpochRecord> {
+        let started = Instant::now();
+        let config = &self.config;
+        let steps = self
+            .source
+            .batches_per_epoch(config.sampling.batch_size, config.steps_per_epoch);
+        let batches = self.source.epoch_batches(
+            &config.sampling,
+            config.seed,
+            epoch as u64,
+            config.steps_per_epoch,
+            config.queue_depth,
+        );
+        let learning_rate =
+            config
+                .schedule
+                .learning_rate(config.learning_rate, epoch - 1, config.epochs);
+        let mut loss_sum = 0.0;
+        for step in 1..=steps {
+            let batch = batches
+                .recv()
+                .map_err(|_| Error::run("the patch sampler stopped"))??;
+            let loss = self.step(&batch, learning_rate)?;
+            if !loss.is_finite() {
+                return Err(Error::run(format!(
+                    "epoch {epoch} step {step}: the loss is {loss}; lower the learning rate"
+                )));
+            }
+            loss_sum += loss;
+            on_event(TrainEvent::Step {
+                epoch,
+                step,
+                steps,
+                loss,
+            });
+        }
+        on_event(TrainEvent::Validating { epoch });
+        let validation = self.validate()?;
+        let dice = |c: &Counts| c.dice();
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / steps.max(1) as f64,
+            valid_loss: validation.loss,
+            dice_edema: dice(&validation.classes[0]),
+            dice_non_enhancing: dice(&validation.classes[1]),
+            dice_enhancing: dice(&validation.classes[2]),
+            dice_wt: dice(&validation.regions[0]),
+            dice_tc: dice(&validation.regions[1]),
+            dice_et: dice(&validation.regions[2]),
+            dice_mean: validation.mean_region_dice(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if record.dice_mean > self.progress.best_dice {
+            self.progress.best_dice = record.dice_mean;
+            self.save_best()?;
+        }
+        self.progress.history.push(record.clone());
+        self.progress.epochs_done = epoch;
+        checkpoint::save(&self.layout, &self.model, &self.optimizer, &self.progress)?;
+        self.log()?;
+        on_event(TrainEvent::Epoch(&record));
+        Ok(record)
+    }
+
+    /// One optimiser step on `batch`; returns its loss.
+    fn step(&mut self, batch: &Batch, learning_rate: f64) -> Result<f64> {
+        let images = to_tensor(&batch.images, &self.device);
+        let targets = to_tensor(&batch.targets, &self.device);
+        let loss = training_loss(self.config.loss, &self.model, images, targets)?;
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self
+            .optimizer
+            .step(learning_rate, self.model.clone(), grads);
+        Ok(value)
+    }
+
+    /// The model on the validation patches.
+    pub fn validate(&self) -> Result<Validation> {
+        let targets = self.config.sampling.patch.targets;
+        let plain = self.device.clone().without_autodiff();
+        let mut validation = Validation {
+            loss: 0.0,
+            classes: [Counts::default(); 3],
+            regions: [Counts::default(); 3],
+        };
+        for batch in &self.valid_batches {
+            let probs =
+                brainseg_model::predict::predict_batch(&self.model, batch.images.view(), &self.device)?;
+            let (p, t) = (to_tensor(&probs, &plain), to_tensor(&batch.targets, &plain));
+            validation.loss +=
+                loss::soft_dice_loss(p, t, loss::SEED_EPSILON).into_scalar::<f32>() as f64;
+            for b in 0..probs.shape()[0] {
+                let pred = decode_labels(probs.index_axis(Axis(0), b), targets, 0.5)?;
+                let truth = decode_labels(batch.targets.index_axis(Axis(0), b), targets, 0.5)?;
+                for (&p, &t) in pred.iter().zip(truth.iter()) {
+                    for (counts, class) in validation.classes.iter_mut().zip(Class::ALL) {
+                        let label = class.msd_label();
+                        counts.add(p == label, t == label);
+                    }
+                    for (counts, region) in validation.regions.iter_mut().zip(Region::ALL) {
+                        counts.add(region.contains(p), region.contains(t));
+                    }
+                }
+            }
+        }
+        validation.loss /= self.valid_batches.len().max(1) as f64;
+        Ok(validation)
+    }
+
+    /// The best model so far, with the tile size and standardisation prediction must use.
+    fn save_best(&self) -> Result<()> {
+        let inference = InferenceConfig {
+            tile: self.config.sampling.patch.size,
+            standardization: self.config.sampling.standardization,
+            ..InferenceConfig::default()
+        };
+        Ok(model_file::save(
+            &self.model,
+            &inference,
+            &self.layout.best_model(),
+            StorageDtype::F32,
+        )?)
+    }
+
+    /// `metrics.csv` and `curves.png`.
+    fn log(&self) -> Result<()> {
+        let history = &self.progress.history;
+        write_atomic(self.layout.metrics(), metrics_csv(history).as_bytes())?;
+        let series: Vec<Series> = [
+            ("train loss", history.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
+            ("valid soft Dice loss", history.iter().map(|r| r.valid_loss).collect()),
+            ("valid Dice (mean WT/TC/ET)", history.iter().map(|r| r.dice_mean).collect()),
+        ]
+        .into_iter()
+        .map(|(name, values)| Series::from_epochs(name.to_string(), &values))
+        .collect();
+        let png = training_curves("Training curves", &series, 900, 500).to_png();
+        Ok(write_atomic(self.layout.curves(), &png)?)
+    }
+}
+
+/// Train from scratch (`config` given; `out` must not hold a run) or continue the run in `out`
+/// until its configured epochs are done. Returns the run's whole history.
+pub fn train(
+    config: Option<TrainConfig>,
+    out: &Path,
+    device: &Device,
+    mut on_event: impl FnMut(TrainEvent) + Send,
+) -> Result<Vec<EpochRecord>> {
+    let mut trainer = Trainer::start(config, out, device, &mut on_event)?;
+    for epoch in trainer.progress.epochs_done + 1..=trainer.config.epochs {
+        trainer.epoch(epoch, &mut on_event)?;
+    }
+    Ok(trainer.progress.history)
+}
+
+/// The notebook's patch folders (config.json + train/ + valid/) or a dataset of whole cases,
+/// split as the run's `split.json` says (written on the first start).
+fn open_data(
+    config: &TrainConfig,
+    layout: &RunLayout,
+    on_event: &mut (dyn FnMut(TrainEvent) + Send),
+) -> Result<PatchSource> {
+    let notebook_config = config.data.join("config.json");
+    if notebook_config.is_file() {
+        let (train, valid) = brainseg_volume::seed_patches::read_seed_config(&notebook_config)?;
+        return Ok(PatchSource::SeedPatches { train, valid });
+    }
+    let dataset = Dataset::open(&config.data)?;
+    let split = if layout.split().exists() {
+        Split::load(&layout.split())?
+    } else {
+        let split = dataset.split(config.seed, config.train_fraction);
+        split.save(&layout.split())?;
+        split
+    };
+    let total = split.train.len() + split.valid.len();
+    let mut done = 0;
+    open_volumes(
+        &dataset,
+        &split,
+        &layout.cache(),
+        config.sampling.standardization,
+        |id| {
+            done += 1;
+            on_event(TrainEvent::CaseCached { id, done, total });
+        },
+    )
+}
+
+fn read_config(layout: &RunLayout) -> Result<TrainConfig> {
+    let path = layout.config();
+    let bytes = fs::read(&path)
+        .map_err(|e| Error::at(layout.path(), format!("no run here (config.json: {e})")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::at(&path, format!("not a brainseg run config: {e}")))
+}
+
+/// Change how many epochs a run has in total (to continue a finished run).
+pub fn set_epochs(run: &Path, epochs: usize) -> Result<()> {
+    let layout = RunLayout::new(run);
+    let mut config = read_config(&layout)?;
+    config.epochs = epochs;
+    let json = serde_json::to_vec_pretty(&config).expect("configs serialise");
+    Ok(write_atomic(layout.config(), &json)?)
+}
+
+fn metrics_csv(history: &[EpochRecord]) -> String {
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+    let mut csv = String::from("epoch,train_loss,valid_loss,dice_edema,dice_non_enhancing,dice_enhancing,dice_wt,dice_tc,dice_et,dice_mean,seconds\n");
+    for r in history {
+        csv += &format!(
+            "{},{:.6},{:.6},{},{},{},{},{},{},{:.6},{:.1}\n",
+            r.epoch,
+            r.train_loss,
+            r.valid_loss,
+            opt(r.dice_edema),
+            opt(r.dice_non_enhancing),
+            opt(r.dice_enhancing),
+            opt(r.dice_wt),
+            opt(r.dice_tc),
+            opt(r.dice_et),
+            r.dice_mean,
+            r.seconds
+        );
+    }
+    csv
+}
+
