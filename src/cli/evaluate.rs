@@ -6,13 +6,16 @@ use brainseg_metrics::{sens_spec_table, HausdorffConvention};
 use brainseg_pipeline::evaluate::{evaluate, label_files};
 use brainseg_pipeline::guard::refuse_input_as_output;
 use brainseg_visualize::write_atomic;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Predicted label maps: a folder of <case>.nii.gz (as `brainseg predict` writes) or one file.
-    #[arg(short, long, alias = "pred")]
-    pub input: PathBuf,
+    /// Predicted label maps: a folder of <case>.nii.gz (as `brainseg predict` writes) or one file;
+    /// given several times (e.g. the validation predictions of each cross-validation fold), all
+    /// are scored together.
+    #[arg(short, long, alias = "pred", required = true)]
+    pub input: Vec<PathBuf>,
     /// Ground truth: a dataset (MSD or raw BraTS), a folder of <case>.nii.gz label maps, or one file.
     #[arg(long)]
     pub truth: PathBuf,
@@ -36,7 +39,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let predictions = label_files(&args.input, args.pred_labels, "prediction")?;
+    let mut predictions = BTreeMap::new();
+    for input in &args.input {
+        for (id, file) in label_files(input, args.pred_labels, "prediction")? {
+            if let Some((earlier, _)) = predictions.insert(id.clone(), file) {
+                bail!("case {id} is predicted twice: {} and in {}", earlier.display(), input.display());
+            }
+        }
+    }
     let truths = label_files(&args.truth, args.truth_labels, "ground truth")?;
     let inputs: Vec<PathBuf> = predictions.values().chain(truths.values()).map(|(p, _)| p.clone()).collect();
     for output in args.csv.iter().chain(&args.json) {

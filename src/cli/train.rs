@@ -6,8 +6,9 @@ use anyhow::{bail, Result};
 use brainseg_core::Targets;
 use brainseg_model::{Normalisation, Upsampling};
 use brainseg_pipeline::training_device;
+use brainseg_train::trainer::train_within;
 use brainseg_train::{
-    train, LossKind, Optimizer, Recipe, RunLayout, Schedule, TrainConfig, TrainEvent,
+    Fold, LossKind, Optimizer, Recipe, RunLayout, Schedule, TrainConfig,
 };
 use brainseg_transforms::{AugmentationConfig, AugmentationPreset, Standardization};
 use std::path::PathBuf;
@@ -56,6 +57,13 @@ pub struct Args {
     /// Fraction of cases used for training; the rest validate (split.json in the run folder can be edited) [0.8].
     #[arg(long)]
     pub train_fraction: Option<f64>,
+    /// Cross-validation: the number of folds (with --fold); the folds are fixed by --seed and
+    /// written to the run's split.json.
+    #[arg(long, requires = "fold")]
+    pub folds: Option<usize>,
+    /// Which fold (0-based) this run trains; the others' cases train it, its own validate it.
+    #[arg(long, requires = "folds")]
+    pub fold: Option<usize>,
     /// U-Net depth (levels) [4].
     #[arg(long)]
     pub depth: Option<usize>,
@@ -95,6 +103,11 @@ pub struct Args {
     /// Batches prepared ahead by the background sampler [2].
     #[arg(long)]
     pub queue: Option<usize>,
+    /// Stop cleanly within this many seconds (counted from the start, data caching included):
+    /// an epoch is begun only when it is expected to end in time (the last epoch's length), so
+    /// the run ends after a complete checkpoint; `--resume` continues it.
+    #[arg(long, value_name = "SECONDS")]
+    pub time_limit: Option<f64>,
     #[command(flatten)]
     pub compute: Compute,
 }
@@ -121,6 +134,9 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     set(&mut c.schedule, args.schedule);
     set(&mut c.seed, args.seed);
     set(&mut c.train_fraction, args.train_fraction);
+    if let (Some(folds), Some(fold)) = (args.folds, args.fold) {
+        c.cross_validation = Some(Fold { folds, fold });
+    }
     set(&mut c.model.depth, args.depth);
     set(&mut c.model.base_filters, args.base_filters);
     set(&mut c.model.upsampling, args.upsampling);
@@ -160,6 +176,11 @@ fn set<T>(field: &mut T, flag: Option<T>) {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let time_limit = match args.time_limit {
+        Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+        Some(s) => bail!("--time-limit must be a number of seconds, 0 or more (got {s})"),
+        None => None,
+    };
     let backend = args.compute.apply();
     let (config, out) = match &args.resume {
         Some(run) => {
@@ -175,12 +196,26 @@ pub fn run(args: Args) -> Result<()> {
     };
     let device = training_device(backend)?;
     let mut progress = Reporter::new();
-    let mut trained = 0;
-    let history = train(config, &out, &device, |event| {
-        trained += matches!(event, TrainEvent::Epoch(_)) as usize;
+    let outcome = train_within(config, &out, &device, time_limit, |event| {
         brainseg_pipeline::Progress::training(&mut progress, &event)
     })?;
     drop(progress);
+    let (history, trained) = (outcome.history, outcome.trained);
+    if let Some(stop) = &outcome.stopped {
+        let estimate = stop
+            .next_epoch_estimate
+            .map(|e| format!("; the next would take about {e:.0} s"))
+            .unwrap_or_default();
+        println!(
+            "time limit: stopped after epoch {} of {} ({trained} this call, {:.0} s of {:.0} s used{estimate}); \
+             continue with: brainseg train --resume {}",
+            history.len(),
+            outcome.epochs,
+            stop.elapsed,
+            time_limit.map(|l| l.as_secs_f64()).unwrap_or(0.0),
+            out.display()
+        );
+    }
     let layout = RunLayout::new(&out);
     let best = history
         .iter()
@@ -192,6 +227,7 @@ pub fn run(args: Args) -> Result<()> {
             best.dice_mean,
             layout.best_model().display()
         ),
+        _ if outcome.stopped.is_some() => {}
         _ => println!(
             "nothing left to train in {}: all {} epochs are done (--epochs N continues it)",
             out.display(),

@@ -90,6 +90,7 @@ impl DemoConfig {
             schedule: Schedule::Constant,
             seed: self.seed,
             train_fraction: 0.8,
+            cross_validation: None,
             queue_depth: 2,
         }
     }

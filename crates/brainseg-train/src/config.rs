@@ -111,8 +111,19 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     pub seed: u64,
     pub train_fraction: f64,
+    /// Cross-validation: this run trains fold `fold` (0-based) of `folds`, instead of the
+    /// `train_fraction` split. Absent from older config.json files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_validation: Option<Fold>,
     /// Batches prepared ahead of the model by the background sampler.
     pub queue_depth: usize,
+}
+
+/// One fold of a cross-validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fold {
+    pub folds: usize,
+    pub fold: usize,
 }
 
 /// nnU-Net's `3d_fullres` recipe on `base`: the network of
@@ -159,6 +170,7 @@ mod tests {
             schedule: Schedule::Constant,
             seed: 0,
             train_fraction: 0.8,
+            cross_validation: None,
             queue_depth: 2,
         }
     }

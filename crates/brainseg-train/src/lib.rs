@@ -16,7 +16,7 @@ pub mod recipe;
 pub mod run_layout;
 pub mod trainer;
 
-pub use config::{nnunet_recipe, LossKind, Optimizer, Schedule, TrainConfig};
+pub use config::{nnunet_recipe, Fold, LossKind, Optimizer, Schedule, TrainConfig};
 pub use data::{Batch, PatchSource, SamplingConfig};
 pub use error::{Error, Result};
 pub use model_file::ModelFile;

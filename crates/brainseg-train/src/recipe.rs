@@ -57,6 +57,7 @@ impl Recipe {
                 schedule: Schedule::Constant,
                 seed: 0,
                 train_fraction: 0.8,
+                cross_validation: None,
                 queue_depth: 2,
             },
             Recipe::Cpu => TrainConfig {
@@ -88,6 +89,7 @@ impl Recipe {
                 schedule: Schedule::Constant,
                 seed: 0,
                 train_fraction: 0.8,
+                cross_validation: None,
                 queue_depth: 2,
             },
         }

@@ -387,13 +387,93 @@ pub fn train(
     config: Option<TrainConfig>,
     out: &Path,
     device: &Device,
-    mut on_event: impl FnMut(TrainEvent) + Send,
+    on_event: impl FnMut(TrainEvent) + Send,
 ) -> Result<Vec<EpochRecord>> {
+    Ok(train_within(config, out, device, None, on_event)?.history)
+}
+
+/// Why [`train_within`] stopped before the run's last epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeLimitStop {
+    /// Seconds since the call began (starting and caching the data included).
+    pub elapsed: f64,
+    /// What the next epoch was expected to take (the last epoch's wall time), if known.
+    pub next_epoch_estimate: Option<f64>,
+}
+
+/// What [`train_within`] did.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run's whole history (earlier calls' epochs included).
+    pub history: Vec<EpochRecord>,
+    /// Epochs trained by this call.
+    pub trained: usize,
+    /// The run's configured epochs in all.
+    pub epochs: usize,
+    /// Set when the time limit stopped the run before its last epoch; its checkpoint is complete
+    /// and resuming the run continues with the next epoch.
+    pub stopped: Option<TimeLimitStop>,
+}
+
+/// [`train`] within a time limit counted from this call: an epoch is started only while the
+/// time spent so far plus the expected length of the epoch (the last epoch's wall time in this
+/// call; after a resume, before one has run here, the last recorded epoch's seconds) stays within
+/// `time_limit`; with nothing to estimate from, it is started while time is left. So a run stops
+/// between epochs, after a complete checkpoint, and `train(None, out, ..)` continues it. An epoch
+/// can still end after the limit when it runs longer than the one before.
+pub fn train_within(
+    config: Option<TrainConfig>,
+    out: &Path,
+    device: &Device,
+    time_limit: Option<std::time::Duration>,
+    on_event: impl FnMut(TrainEvent) + Send,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    train_with_clock(config, out, device, time_limit, || started.elapsed(), on_event)
+}
+
+/// [`train_within`] with the time since the call's start read from `elapsed`.
+fn train_with_clock(
+    config: Option<TrainConfig>,
+    out: &Path,
+    device: &Device,
+    time_limit: Option<std::time::Duration>,
+    elapsed: impl Fn() -> std::time::Duration,
+    mut on_event: impl FnMut(TrainEvent) + Send,
+) -> Result<TrainOutcome> {
     let mut trainer = Trainer::start(config, out, device, &mut on_event)?;
+    let mut estimate = trainer
+        .progress
+        .history
+        .last()
+        .map(|r| std::time::Duration::from_secs_f64(r.seconds.max(0.0)));
+    let mut trained = 0;
     for epoch in trainer.progress.epochs_done + 1..=trainer.config.epochs {
+        if let Some(limit) = time_limit {
+            let now = elapsed();
+            if now >= limit || estimate.is_some_and(|e| now + e > limit) {
+                return Ok(TrainOutcome {
+                    history: trainer.progress.history,
+                    trained,
+                    epochs: trainer.config.epochs,
+                    stopped: Some(TimeLimitStop {
+                        elapsed: now.as_secs_f64(),
+                        next_epoch_estimate: estimate.map(|e| e.as_secs_f64()),
+                    }),
+                });
+            }
+        }
+        let before = elapsed();
         trainer.epoch(epoch, &mut on_event)?;
+        estimate = Some(elapsed().saturating_sub(before));
+        trained += 1;
     }
-    Ok(trainer.progress.history)
+    Ok(TrainOutcome {
+        history: trainer.progress.history,
+        trained,
+        epochs: trainer.config.epochs,
+        stopped: None,
+    })
 }
 
 /// The notebook's patch folders (config.json + train/ + valid/) or a dataset of whole cases,
@@ -412,7 +492,10 @@ fn open_data(
     let split = if layout.split().exists() {
         Split::load(&layout.split())?
     } else {
-        let split = dataset.split(config.seed, config.train_fraction);
+        let split = match config.cross_validation {
+            Some(f) => dataset.fold_split(config.seed, f.folds, f.fold)?,
+            None => dataset.split(config.seed, config.train_fraction),
+        };
         split.save(&layout.split())?;
         split
     };
@@ -469,3 +552,144 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
     csv
 }
 
+
+#[cfg(test)]
+mod time_limit_tests {
+    use super::*;
+    use crate::config::{Optimizer, Schedule};
+    use crate::data::SamplingConfig;
+    use brainseg_model::{cpu_autodiff_device, Targets, UNet3dConfig};
+    use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
+    use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    fn tiny(data: &Path, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            data: data.to_path_buf(),
+            model: UNet3dConfig {
+                depth: 2,
+                base_filters: 2,
+                targets: Targets::Regions,
+                ..UNet3dConfig::default()
+            },
+            sampling: SamplingConfig {
+                patch: PatchConfig {
+                    size: [16, 16, 8],
+                    foreground_share: 0.5,
+                    targets: brainseg_transforms::Targets::Regions,
+                    ..PatchConfig::default()
+                },
+                standardization: Standardization::ZScoreBrain,
+                augmentation: AugmentationConfig::basic(),
+                batch_size: 2,
+            },
+            epochs,
+            steps_per_epoch: 2,
+            valid_patches_per_case: 1,
+            learning_rate: 1e-3,
+            loss: LossKind::DiceBce,
+            optimizer: Optimizer::Adam,
+            schedule: Schedule::Constant,
+            seed: 7,
+            train_fraction: 0.67,
+            cross_validation: None,
+            queue_depth: 2,
+        }
+    }
+
+    fn dataset(dir: &Path) -> std::path::PathBuf {
+        let data = dir.join("data");
+        let config = SyntheticConfig {
+            shape: [32, 32, 16],
+            ..SyntheticConfig::default()
+        };
+        write_dataset(&data, 3, &config, 1).unwrap();
+        data
+    }
+
+    /// A clock where every epoch takes 10 s: it stops before the epoch that would end after the
+    /// limit, leaves a checkpoint that resumes exactly, and a resumed call continues to the end.
+    #[test]
+    fn stops_before_an_epoch_that_would_overrun_and_resumes_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path());
+        let device = cpu_autodiff_device();
+        let straight = train(Some(tiny(&data, 3)), &dir.path().join("straight"), &device, |_| {})
+            .unwrap();
+
+        let run = dir.path().join("limited");
+        let millis = Arc::new(AtomicU64::new(0));
+        let clock = {
+            let millis = millis.clone();
+            move || Duration::from_millis(millis.load(Ordering::SeqCst))
+        };
+        let tick = |event: TrainEvent| {
+            if matches!(event, TrainEvent::Epoch(_)) {
+                millis.fetch_add(10_000, Ordering::SeqCst);
+            }
+        };
+        // Epoch 1 starts at 0 s (no estimate yet), epoch 2 at 10 s (10 + 10 <= 25), epoch 3
+        // would start at 20 s and end at 30 s > 25 s: not started.
+        let limited = train_with_clock(
+            Some(tiny(&data, 3)),
+            &run,
+            &device,
+            Some(Duration::from_secs(25)),
+            clock,
+            tick,
+        )
+        .unwrap();
+        assert_eq!(limited.trained, 2);
+        assert_eq!(limited.history.len(), 2);
+        assert_eq!(
+            limited.stopped,
+            Some(TimeLimitStop {
+                elapsed: 20.0,
+                next_epoch_estimate: Some(10.0),
+            })
+        );
+        let layout = RunLayout::new(&run);
+        assert!(layout.best_model().is_file());
+        let csv = fs::read_to_string(layout.metrics()).unwrap();
+        assert_eq!(csv.lines().count(), 3, "header + 2 epochs:\n{csv}");
+
+        // Resumed without a limit: epoch 3 only, the same numbers as the uninterrupted run.
+        let resumed = train_within(None, &run, &device, None, |_| {}).unwrap();
+        assert_eq!(resumed.trained, 1);
+        assert_eq!(resumed.stopped, None);
+        assert_eq!(resumed.history.len(), 3);
+        for (a, b) in straight.iter().zip(&resumed.history) {
+            assert_eq!(a.epoch, b.epoch);
+            assert_eq!(a.train_loss, b.train_loss);
+            assert_eq!(a.valid_loss, b.valid_loss);
+        }
+    }
+
+    /// A limit already spent on starting: no epoch is begun, the run (config, split) stays
+    /// resumable and a resumed call trains it from the first epoch.
+    #[test]
+    fn a_spent_limit_starts_no_epoch_and_the_run_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path());
+        let device = cpu_autodiff_device();
+        let run = dir.path().join("run");
+        let none = train_within(Some(tiny(&data, 2)), &run, &device, Some(Duration::ZERO), |_| {})
+            .unwrap();
+        assert_eq!(none.trained, 0);
+        assert!(none.history.is_empty());
+        let stop = none.stopped.expect("stopped by the limit");
+        assert_eq!(stop.next_epoch_estimate, None);
+        assert!(RunLayout::new(&run).config().is_file());
+
+        // With a real clock and a generous limit, the rest runs to the end.
+        let rest = train_within(None, &run, &device, Some(Duration::from_secs(3600)), |_| {})
+            .unwrap();
+        assert_eq!(rest.trained, 2);
+        assert_eq!(rest.stopped, None);
+        assert_eq!(
+            rest.history.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+}

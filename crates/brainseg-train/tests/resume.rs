@@ -36,6 +36,7 @@ fn tiny_config(data: &Path, epochs: usize) -> TrainConfig {
         schedule: Schedule::Constant,
         seed: 7,
         train_fraction: 0.67,
+        cross_validation: None,
         queue_depth: 2,
     }
 }

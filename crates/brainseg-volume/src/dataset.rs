@@ -205,6 +205,35 @@ impl Dataset {
         Split { train: ids, valid }
     }
 
+    /// Fold `fold` (0-based) of a `folds`-fold cross-validation: the ids, sorted then shuffled by
+    /// `seed`, are dealt round-robin into `folds` groups; fold k validates on group k and trains
+    /// on the rest. Over k = 0..folds the validation sets are disjoint and cover every case.
+    pub fn fold_split(&self, seed: u64, folds: usize, fold: usize) -> Result<Split> {
+        let n = self.cases.len();
+        if folds < 2 || fold >= folds || folds > n {
+            return Err(Error::at(
+                &self.root,
+                format!("cannot make fold {fold} of {folds} folds from {n} case(s): folds must be 2..={n} and the fold 0..{folds}"),
+            ));
+        }
+        let mut ids: Vec<String> = self.cases.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let (mut valid, mut train): (Vec<_>, Vec<_>) = ids
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| i % folds == fold);
+        let ids = |v: &mut Vec<(usize, String)>| {
+            let mut ids: Vec<String> = v.drain(..).map(|(_, id)| id).collect();
+            ids.sort();
+            ids
+        };
+        Ok(Split {
+            train: ids(&mut train),
+            valid: ids(&mut valid),
+        })
+    }
+
     /// Check a (possibly hand-edited) split against this dataset: every id known, none on both sides.
     /// `split_path` is the file named in the error.
     pub fn check_split(&self, split: &Split, split_path: &Path) -> Result<()> {
@@ -560,4 +589,36 @@ fn not_a_file(path: &Path) -> Option<NotAFile> {
         }
     }
     Some(NotAFile::Other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_are_disjoint_and_cover_every_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::synthetic::SyntheticConfig {
+            shape: [8, 8, 8],
+            ..crate::synthetic::SyntheticConfig::default()
+        };
+        crate::synthetic::write_dataset(dir.path(), 7, &config, 3).unwrap();
+        let dataset = Dataset::open(dir.path()).unwrap();
+        let folds: Vec<Split> = (0..3).map(|k| dataset.fold_split(5, 3, k).unwrap()).collect();
+        let mut validated: Vec<String> = folds.iter().flat_map(|f| f.valid.clone()).collect();
+        validated.sort();
+        let all: Vec<String> = (1..=7).map(|i| format!("synthetic_{i:03}")).collect();
+        assert_eq!(validated, all, "every case validated exactly once");
+        // 7 cases dealt into 3 folds: 3, 2, 2.
+        let sizes: Vec<usize> = folds.iter().map(|f| f.valid.len()).collect();
+        assert_eq!(sizes, [3, 2, 2]);
+        for fold in &folds {
+            assert_eq!(fold.train.len() + fold.valid.len(), 7);
+            assert!(fold.train.iter().all(|id| !fold.valid.contains(id)));
+        }
+        let again = dataset.fold_split(5, 3, 1).unwrap();
+        assert_eq!(again, folds[1], "a seed gives the same folds");
+        assert!(dataset.fold_split(5, 3, 3).is_err());
+        assert!(dataset.fold_split(5, 8, 0).is_err());
+    }
 }
