@@ -109,66 +109,106 @@ impl Summary {
         self.metrics.iter().find(|stats| stats.metric == metric)
     }
 
-    /// An aligned plain-text table: one row per case, then mean, median, std and the count of undefined values,
-    /// then a line saying which HD95 it is (e.g. "HD95 (BraTS/MONAI, max of directed 95th percentiles), mm").
+    /// Two aligned plain-text tables that fit a 100-column terminal: per class Dice, sensitivity and specificity,
+    /// then per region Dice and HD95 (mm). Each has one row per case, then mean, median and std; the class table
+    /// ends with the count of undefined values. Notes under them spell out the region names, name the HD95
+    /// convention (e.g. "HD95 (BraTS/MONAI, max of directed 95th percentiles), mm") and say what undefined means.
     /// Undefined values show as "-"; Dice, sensitivity and specificity with 4 decimals, HD95 in mm with 2.
+    /// Case names longer than 28 characters are shortened in the middle ("...").
     pub fn to_text(&self) -> String {
-        let name_width = self
+        let names: Vec<String> = self.cases.iter().map(|row| short_name(&row.case)).collect();
+        let name_width = names
+            .iter()
+            .map(|name| name.chars().count())
+            .chain(["undefined".len()])
+            .max()
+            .expect("at least one width");
+        let per_case: Vec<[Option<f64>; 15]> = self
             .cases
             .iter()
-            .map(|row| row.case.len())
-            .chain([9])
-            .max()
-            .unwrap_or(9);
-        let mut groups: Vec<(String, Vec<&str>)> = Class::ALL
-            .iter()
-            .map(|class| (class.short_name().to_string(), vec!["Dice", "Sens", "Spec"]))
+            .map(|row| metric_values(&row.metrics))
             .collect();
-        groups.extend(
-            Region::ALL.map(|region| (region.abbreviation().to_string(), vec!["Dice", "HD95"])),
-        );
-
+        let class_groups: Vec<(String, usize)> = Class::ALL
+            .iter()
+            .map(|class| (class.short_name().to_string(), 3))
+            .collect();
+        let region_groups: Vec<(String, usize)> = Region::ALL
+            .iter()
+            .map(|region| (region.abbreviation().to_string(), 2))
+            .collect();
+        let tables = [
+            (
+                "Per class: Dice, sensitivity (Sens) and specificity (Spec)",
+                class_groups,
+                ["Dice", "Sens", "Spec"].repeat(3),
+                0..9,
+                CLASS_CELL_WIDTH,
+                true,
+            ),
+            (
+                "Per region: Dice and HD95 (mm)",
+                region_groups,
+                ["Dice", "HD95"].repeat(3),
+                9..15,
+                REGION_CELL_WIDTH,
+                false,
+            ),
+        ];
         let mut lines = Vec::new();
-        let group_line: Vec<String> = groups
-            .iter()
-            .map(|(name, columns)| format!("{name:^width$}", width = group_width(columns.len())))
-            .collect();
-        lines.push(
-            format!("{:name_width$}{GAP}{}", "", group_line.join(GAP))
-                .trim_end()
-                .to_string(),
-        );
-        let heading_cells: Vec<String> = groups
-            .iter()
-            .flat_map(|(_, columns)| columns.iter().map(|c| c.to_string()))
-            .collect();
-        lines.push(table_row("case", name_width, &heading_cells));
-        let rule_width = lines[1].len();
-        lines.push("-".repeat(rule_width));
-        for row in &self.cases {
-            let values = metric_values(&row.metrics);
-            let cells: Vec<String> = values
+        for (title, groups, headings, columns, cell_width, with_undefined) in tables {
+            if !lines.is_empty() {
+                lines.push(String::new());
+            }
+            lines.push(title.to_string());
+            let table = TextTable {
+                name_width,
+                groups: groups.iter().map(|(_, size)| *size).collect(),
+                cell_width,
+            };
+            let group_line: Vec<String> = groups
                 .iter()
-                .zip(METRIC_KEYS)
-                .map(|(&v, key)| format_value(v, key))
+                .map(|(name, size)| format!("{name:^width$}", width = table.group_width(*size)))
                 .collect();
-            lines.push(table_row(&row.case, name_width, &cells));
+            lines.push(
+                format!("{:name_width$}{GAP}{}", "", group_line.join(GAP))
+                    .trim_end()
+                    .to_string(),
+            );
+            let headings: Vec<String> = headings.iter().map(|h| h.to_string()).collect();
+            let heading_line = table.row("case", &headings);
+            let rule = "-".repeat(heading_line.chars().count());
+            lines.push(heading_line);
+            lines.push(rule.clone());
+            for (name, values) in names.iter().zip(&per_case) {
+                let cells: Vec<String> = columns
+                    .clone()
+                    .map(|column| format_value(values[column], METRIC_KEYS[column]))
+                    .collect();
+                lines.push(table.row(name, &cells));
+            }
+            lines.push(rule);
+            for (label, statistic) in STATISTICS {
+                let cells: Vec<String> = self.metrics[columns.clone()]
+                    .iter()
+                    .map(|stats| format_value(statistic(stats), &stats.metric))
+                    .collect();
+                lines.push(table.row(label, &cells));
+            }
+            if with_undefined {
+                let counts: Vec<String> = self.metrics[columns.clone()]
+                    .iter()
+                    .map(|stats| stats.undefined.to_string())
+                    .collect();
+                lines.push(table.row("undefined", &counts));
+            }
         }
-        lines.push("-".repeat(rule_width));
-        for (label, statistic) in STATISTICS {
-            let cells: Vec<String> = self
-                .metrics
-                .iter()
-                .map(|stats| format_value(statistic(stats), &stats.metric))
-                .collect();
-            lines.push(table_row(label, name_width, &cells));
-        }
-        let counts: Vec<String> = self
-            .metrics
+        lines.push(String::new());
+        let regions: Vec<String> = Region::ALL
             .iter()
-            .map(|stats| stats.undefined.to_string())
+            .map(|region| format!("{} = {}", region.abbreviation(), region.name()))
             .collect();
-        lines.push(table_row("undefined", name_width, &counts));
+        lines.extend(UNDEFINED_NOTE.iter().map(|line| line.to_string()));
+        lines.push(format!("{}.", regions.join(", ")));
         lines.push(format!("{}, mm", self.hd95_convention.description()));
         lines.join("\n") + "\n"
     }
@@ -235,9 +275,9 @@ impl MetricStats {
 }
 
 /// The seed's `get_sens_spec_df` layout: rows Sensitivity and Specificity, one column per class, values rounded
-/// to 4 decimals, "undefined" where a value is.
+/// to 4 decimals, "undefined" where a value is. Column names as the seed's, spelt "tumour" as everywhere else.
 pub fn sens_spec_table(classes: &[SensSpec]) -> String {
-    const SEED_NAMES: [&str; 3] = ["Edema", "Non-Enhancing Tumor", "Enhancing Tumor"];
+    const SEED_NAMES: [&str; 3] = ["Edema", "Non-Enhancing Tumour", "Enhancing Tumour"];
     let cell = |value: Option<f64>| value.map_or("undefined".to_string(), |v| format!("{v:.4}"));
     let columns: Vec<[String; 3]> = classes
         .iter()
@@ -276,28 +316,67 @@ const STATISTICS: [(&str, Statistic); 3] = [
 ];
 
 const GAP: &str = " | ";
-const CELL_WIDTH: usize = 8;
+/// Width of a Dice, sensitivity or specificity cell ("0.1234").
+const CLASS_CELL_WIDTH: usize = 6;
+/// Width of a cell of the region table, where HD95 may reach "1234.56".
+const REGION_CELL_WIDTH: usize = 7;
+/// Case names in the text table longer than this are shortened in the middle, so the table fits 100 columns.
+const TEXT_NAME_WIDTH: usize = 28;
 
-fn group_width(columns: usize) -> usize {
-    columns * CELL_WIDTH + (columns - 1)
+/// What "-" and the undefined row mean, under the text table (each line within 100 columns).
+const UNDEFINED_NOTE: [&str; 3] = [
+    "- and undefined: the metric has no value for that case (Dice: the class is absent from both maps;",
+    "sensitivity: absent from the ground truth; specificity: the ground truth is that class everywhere).",
+    "Undefined values are left out of mean, median and std; the undefined row counts them.",
+];
+
+/// The layout of one text table: the case-name column, then groups of cells.
+struct TextTable {
+    name_width: usize,
+    /// Cells per group.
+    groups: Vec<usize>,
+    cell_width: usize,
 }
 
-/// The case name, then the 15 cells grouped as in the heading (3 per class, 2 per region).
-fn table_row(name: &str, name_width: usize, cells: &[String]) -> String {
-    let mut groups = Vec::new();
-    let mut rest = cells;
-    for size in [3, 3, 3, 2, 2, 2] {
-        let (group, tail) = rest.split_at(size);
-        groups.push(
-            group
-                .iter()
-                .map(|c| format!("{c:>CELL_WIDTH$}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
-        rest = tail;
+impl TextTable {
+    fn group_width(&self, cells: usize) -> usize {
+        cells * self.cell_width + (cells - 1)
     }
-    format!("{name:name_width$}{GAP}{}", groups.join(GAP))
+
+    /// The name, then the cells grouped as in the heading.
+    fn row(&self, name: &str, cells: &[String]) -> String {
+        let mut groups = Vec::new();
+        let mut rest = cells;
+        for &size in &self.groups {
+            let (group, tail) = rest.split_at(size);
+            groups.push(
+                group
+                    .iter()
+                    .map(|c| format!("{c:>width$}", width = self.cell_width))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            rest = tail;
+        }
+        format!(
+            "{name:width$}{GAP}{}",
+            groups.join(GAP),
+            width = self.name_width
+        )
+    }
+}
+
+/// A case name of at most [`TEXT_NAME_WIDTH`] characters: longer ones keep their start and end around "...".
+fn short_name(name: &str) -> String {
+    let characters: Vec<char> = name.chars().collect();
+    if characters.len() <= TEXT_NAME_WIDTH {
+        return name.to_string();
+    }
+    let head = (TEXT_NAME_WIDTH - 3) / 3;
+    let tail = TEXT_NAME_WIDTH - 3 - head;
+    let start: String = characters[..head].iter().collect();
+    let end: String = characters[characters.len() - tail..].iter().collect();
+    format!("{start}...{end}")
 }
 
 fn format_value(value: Option<f64>, metric: &str) -> String {
@@ -406,46 +485,99 @@ mod tests {
         assert_eq!(summary.metrics.len(), METRIC_KEYS.len());
     }
 
+    /// The cells of a table row: the words between the "|" separators, the name first.
+    fn cells(line: &str) -> Vec<&str> {
+        line.split_whitespace().filter(|c| *c != "|").collect()
+    }
+
     #[test]
-    fn text_table_is_aligned_and_names_everything() {
+    fn text_table_is_two_aligned_tables_that_fit_100_columns() {
         let text = summary().to_text();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2 + 1 + 3 + 1 + 4 + 1);
-        let (note, table) = lines.split_last().unwrap();
+        let widest = lines.iter().map(|line| line.chars().count()).max().unwrap();
+        assert!(widest <= 100, "{widest} columns:\n{text}");
+        // Class table: title, groups, headings, rule, 3 cases, rule, mean/median/std, undefined; a blank line;
+        // region table: title, groups, headings, rule, 3 cases, rule, mean/median/std; a blank line; 5 notes.
+        assert_eq!(lines.len(), 12 + 1 + 11 + 1 + 5, "{text}");
+        assert_eq!(
+            lines[0],
+            "Per class: Dice, sensitivity (Sens) and specificity (Spec)"
+        );
+        assert_eq!(lines[13], "Per region: Dice and HD95 (mm)");
+        let class_table = &lines[1..12];
+        let region_table = &lines[14..24];
+        for table in [class_table, region_table] {
+            assert!(
+                table[1..].iter().all(|line| line.len() == table[1].len()),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            cells(class_table[0]),
+            ["edema", "non-enhancing", "enhancing"]
+        );
+        assert_eq!(cells(region_table[0]), ["WT", "TC", "ET"]);
+        assert_eq!(cells(class_table[1])[..4], ["case", "Dice", "Sens", "Spec"]);
+        assert_eq!(
+            cells(region_table[1]),
+            ["case", "Dice", "HD95", "Dice", "HD95", "Dice", "HD95"]
+        );
+        // BRATS_002: edema Dice 0.7, sensitivity undefined, specificity 1; WT Dice 0.8, HD95 4 mm.
+        let second = |table: &[&str]| {
+            cells(
+                table
+                    .iter()
+                    .find(|line| line.starts_with("BRATS_002"))
+                    .unwrap(),
+            )
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(second(class_table)[1..4], ["0.7000", "-", "1.0000"]);
+        assert_eq!(
+            second(region_table)[1..],
+            ["0.8000", "4.00", "1.0000", "0.00", "0.0000", "373.13"]
+        );
+        // Edema Dice mean 0.7, WT HD95 median 4.
+        assert_eq!(cells(class_table[7])[..2], ["mean", "0.7000"]);
+        assert_eq!(cells(region_table[8])[..3], ["median", "0.8000", "4.00"]);
+        assert_eq!(
+            cells(class_table[10]),
+            ["undefined", "0", "1", "0", "0", "0", "0", "3", "3", "0"]
+        );
+        assert_eq!(
+            lines[lines.len() - 2],
+            "WT = whole tumour, TC = tumour core, ET = enhancing tumour."
+        );
+        assert_eq!(
+            *lines.last().unwrap(),
+            "HD95 (BraTS/MONAI, max of directed 95th percentiles), mm"
+        );
+        assert!(text.contains("- and undefined: the metric has no value for that case"));
+    }
+
+    #[test]
+    fn long_case_names_are_shortened_in_the_middle_to_fit() {
+        let mut cases = summary().cases;
+        cases[0].case = "BraTS-GLI-00000-000".into();
+        cases[1].case = "a-very-long-case-identifier-from-somewhere-else-0042".into();
+        let text = Summary::new(cases).to_text();
+        let widest = text.lines().map(|line| line.chars().count()).max().unwrap();
+        assert!(widest <= 100, "{widest} columns:\n{text}");
+        assert!(text.contains("\nBraTS-GLI-00000-000 "), "{text}");
+        // 28 characters: the first 8, "...", the last 17.
         assert!(
-            table[1..].iter().all(|line| line.len() == table[1].len()),
+            text.contains("\na-very-l...mewhere-else-0042 | 0.7000"),
             "{text}"
         );
         assert_eq!(
-            *note,
-            "HD95 (BraTS/MONAI, max of directed 95th percentiles), mm"
+            short_name("a-very-long-case-identifier-from-somewhere-else-0042")
+                .chars()
+                .count(),
+            28
         );
-        for name in [
-            "edema",
-            "non-enhancing",
-            "enhancing",
-            "WT",
-            "TC",
-            "ET",
-            "HD95",
-            "median",
-            "undefined",
-        ] {
-            assert!(text.contains(name), "{name} missing:\n{text}");
-        }
-        let second = lines
-            .iter()
-            .find(|line| line.starts_with("BRATS_002"))
-            .unwrap();
-        let cells: Vec<&str> = second.split_whitespace().filter(|c| *c != "|").collect();
-        assert_eq!(&cells[1..4], ["0.7000", "-", "1.0000"]);
-        assert_eq!(&cells[10..12], ["0.8000", "4.00"]);
-        let undefined = table.last().unwrap();
-        let counts: Vec<&str> = undefined.split_whitespace().filter(|c| *c != "|").collect();
-        assert_eq!(
-            &counts[1..10],
-            ["0", "1", "0", "0", "0", "0", "3", "3", "0"]
-        );
+        assert_eq!(short_name("short"), "short");
     }
 
     #[test]
@@ -558,9 +690,9 @@ mod tests {
             },
         ]);
         let expected = concat!(
-            "              Edema  Non-Enhancing Tumor  Enhancing Tumor\n",
-            "Sensitivity  0.9085            undefined           0.7891\n",
-            "Specificity  0.9848               0.9961           0.9960\n",
+            "              Edema  Non-Enhancing Tumour  Enhancing Tumour\n",
+            "Sensitivity  0.9085             undefined            0.7891\n",
+            "Specificity  0.9848                0.9961            0.9960\n",
         );
         assert_eq!(table, expected);
     }

@@ -66,7 +66,10 @@ fn main() {
         flair.view(),
         labels.view(),
         spacing,
-        &GridOptions::default(),
+        &GridOptions {
+            title: format!("{case}: ground truth"),
+            ..GridOptions::default()
+        },
     )
     .unwrap();
     grid.write_png(out.join("grid.png")).unwrap();
@@ -74,6 +77,7 @@ fn main() {
         slices: SliceChoice::Random { seed: 0 },
         convention: Convention::Neurological,
         overlay: Overlay::Blend { alpha: 0.45 },
+        title: format!("{case}: ground truth, blended, random slices"),
     };
     let grid_blended = slice_grid(flair.view(), labels.view(), spacing, &blended).unwrap();
     grid_blended
@@ -81,7 +85,12 @@ fn main() {
         .unwrap();
 
     let rgb = labelled_volume(flair.view(), labels.view(), Overlay::Replace).unwrap();
-    let gif = slices_gif(rgb.view(), spacing, Convention::Radiological);
+    let gif = slices_gif(
+        rgb.view(),
+        spacing,
+        Convention::Radiological,
+        &format!("{case}: ground truth"),
+    );
     brainseg_visualize::write_atomic(out.join("slices.gif"), &gif).unwrap();
 
     // The tumour's centre, for the patch and the comparison.
@@ -109,7 +118,8 @@ fn main() {
         .mapv(|label| if label == 3 { 1.0f32 } else { 0.0 });
     let patch = patch_view(
         flair.slice(window),
-        patch_mask.view(),
+        &[("ground truth", patch_mask.view())],
+        "enhancing tumour",
         8,
         spacing,
         Convention::Radiological,

@@ -3,14 +3,17 @@
 use ndarray::ArrayView3;
 
 use crate::font::{draw_text, text_width, GLYPH_SIZE};
-use crate::labelled::{draw_legend, labelled_volume, legend_width, Overlay};
-use crate::slice::{render_slice, rendered_size, Convention, View};
+use crate::grid::{FRAME, TILE_GAP};
+use crate::header::Header;
+use crate::labelled::{labelled_volume, Overlay};
+use crate::slice::{display_scale, render_slice_scaled, rendered_size, Convention, View};
 use crate::{Error, Result, RgbImage};
 
 const GAP: usize = 4;
 
 /// The labelled FLAIR through `point` (`[x, y, z]` voxel indices) with the ground truth in the top row and the
-/// prediction in the bottom row, a header naming the convention and a colour legend.
+/// prediction in the bottom row, under a header that says so, names the convention and shows the class colours.
+/// Small volumes are enlarged as [`crate::display_scale`] says.
 pub fn prediction_comparison(
     flair: ArrayView3<f32>,
     truth: ArrayView3<u8>,
@@ -36,12 +39,16 @@ pub fn prediction_comparison(
         ("prediction", labelled_volume(flair, prediction, overlay)?),
     ];
     let views = [View::Sagittal, View::Coronal, View::Axial];
-    let sizes = views.map(|view| rendered_size(shape, view, spacing));
+    let scale = display_scale(shape, spacing);
+    let sizes = views.map(|view| {
+        let (width, height) = rendered_size(shape, view, spacing);
+        (width * scale, height * scale)
+    });
     let headings = views.map(|view| {
         let axis = view.fixed_axis();
         format!("{} {}={}", view.name(), ["x", "y", "z"][axis], point[axis])
     });
-    // Small volumes: widen the cells so the column headings do not run into each other.
+    // Narrow tiles: widen the cells so the column headings do not run into each other.
     let widest_heading = headings
         .iter()
         .map(|h| text_width(h, 1))
@@ -55,47 +62,43 @@ pub fn prediction_comparison(
         .max(widest_heading + GAP);
     let cell_height = sizes.iter().map(|size| size.1).max().expect("three views");
     let label_width = text_width("ground truth", 1) + 4 * GAP;
+    let mut header = Header::new(GAP);
+    header.title("ground truth (top) and prediction (bottom)");
+    header.line(convention.describe());
+    header.legend();
     let line = GLYPH_SIZE + GAP;
-    let header_height = 3 * line + GAP;
-    let header_width = text_width(convention.describe(), 1).max(legend_width()) + 2 * GAP;
-    let width = (label_width + views.len() * (cell_width + GAP)).max(header_width);
-    let height = header_height + rows.len() * (cell_height + GAP);
+    let top = header.height() + line;
+    let width = (label_width + views.len() * (cell_width + TILE_GAP)).max(header.width());
+    let height = top + rows.len() * (cell_height + TILE_GAP);
 
     let mut image = RgbImage::new(width, height, [0, 0, 0]);
     let white = [255, 255, 255];
-    draw_text(
-        &mut image,
-        GAP as i64,
-        GAP as i64,
-        convention.describe(),
-        white,
-        1,
-    );
-    draw_legend(&mut image, GAP as i64, (GAP + line) as i64);
+    header.draw(&mut image);
     for (column, view) in views.into_iter().enumerate() {
-        let left = (label_width + column * (cell_width + GAP)) as i64;
+        let left = (label_width + column * (cell_width + TILE_GAP)) as i64;
         let axis = view.fixed_axis();
         draw_text(
             &mut image,
             left,
-            (GAP + 2 * line) as i64,
+            header.height() as i64,
             &headings[column],
             white,
             1,
         );
         for (row, (_, volume)) in rows.iter().enumerate() {
-            let tile = render_slice(volume.view(), view, point[axis], spacing, convention);
-            let top = (header_height + row * (cell_height + GAP)) as i64;
-            image.paste(
-                &tile,
+            let tile =
+                render_slice_scaled(volume.view(), view, point[axis], spacing, convention, scale);
+            let (x, y) = (
                 left + ((cell_width - tile.width) / 2) as i64,
-                top + ((cell_height - tile.height) / 2) as i64,
+                (top + row * (cell_height + TILE_GAP) + (cell_height - tile.height) / 2) as i64,
             );
+            image.paste(&tile, x, y);
+            image.outline(x, y, tile.width, tile.height, FRAME);
         }
     }
     for (row, (name, _)) in rows.iter().enumerate() {
-        let top = header_height + row * (cell_height + GAP) + cell_height / 2;
-        draw_text(&mut image, GAP as i64, top as i64, name, white, 1);
+        let middle = top + row * (cell_height + TILE_GAP) + cell_height / 2;
+        draw_text(&mut image, GAP as i64, middle as i64, name, white, 1);
     }
     Ok(image)
 }
@@ -122,26 +125,32 @@ mod tests {
             Overlay::Replace,
         )
         .unwrap();
-        let (label_width, header, cell) = (96 + 16, 3 * 12 + 4, 40);
-        // Tiles are 40 px, narrower than the widest heading ("sagittal x=20", 13 glyphs of 8 px),
-        // so cells are 13 * 8 + 4 = 108 px wide and the tiles sit centred, 34 px in.
-        let cell_width = 13 * 8 + 4;
+        // 40 voxels are enlarged 7 times: tiles 280 x 280 (axial), 280 x 210 (coronal, sagittal: 30 slices).
+        let (label_width, scale, cell) = (96 + 16, 7, 280);
+        // Header: a 16-px title, the convention and the legend lines (8 px), a 4-px gap after each and on top;
+        // then a line of column headings (8 + 4 px).
+        let top = 4 + 20 + 12 + 12 + 12;
+        let step = cell + TILE_GAP;
         assert_eq!(
             (image.width, image.height),
-            (label_width + 3 * (cell_width + 4), header + 2 * (cell + 4))
+            (label_width + 3 * step, top + 2 * step)
         );
-        // Axial column (third): radiological column 39 - 20 = 19, anterior-up row 39 - 20 = 19.
-        let axial_left = label_width + 2 * (cell_width + 4) + (cell_width - cell) / 2;
-        assert_eq!(
-            image.pixel(axial_left + 19, header + 19),
-            [0, 0, 255],
-            "enhancing in the truth"
-        );
-        assert_eq!(
-            image.pixel(axial_left + 19, header + cell + 4 + 19),
-            [255, 0, 0],
-            "edema predicted"
-        );
+        // Axial column (third): radiological column 39 - 20 = 19, anterior-up row 39 - 20 = 19, in 7 x 7 blocks.
+        let axial = |row: usize| {
+            image.pixel(
+                label_width + 2 * step + 19 * scale + 3,
+                top + row * step + 19 * scale + 3,
+            )
+        };
+        assert_eq!(axial(0), [0, 0, 255], "enhancing in the truth");
+        assert_eq!(axial(1), [255, 0, 0], "edema predicted");
+        // The legend: every class colour in the header.
+        for colour in crate::CLASS_COLOURS {
+            assert!(
+                (0..top).any(|y| (0..image.width).any(|x| image.pixel(x, y) == colour)),
+                "{colour:?}"
+            );
+        }
         let outside = prediction_comparison(
             flair.view(),
             truth.view(),

@@ -2,15 +2,20 @@
 use ndarray::{ArrayView3, Axis};
 use rand::SeedableRng;
 
-use crate::font::{draw_label, draw_text, text_width, GLYPH_SIZE};
-use crate::labelled::{draw_legend, labelled_volume, legend_width, Overlay};
-use crate::slice::{render_slice, rendered_size, Convention, View};
+use crate::font::{draw_label, draw_text, text_width};
+use crate::header::Header;
+use crate::labelled::{labelled_volume, Overlay};
+use crate::slice::{display_scale, render_slice_scaled, rendered_size, Convention, View};
 use crate::{Result, RgbImage};
 
 /// Slices per row.
 const COLUMNS: usize = 6;
-/// Space between tiles and around text, pixels.
+/// Space around text, pixels.
 const GAP: usize = 4;
+/// Space between tiles, wide enough that the side letters of neighbouring tiles read apart.
+pub(crate) const TILE_GAP: usize = 14;
+/// The thin frame drawn around each tile.
+pub(crate) const FRAME: [u8; 3] = [90, 90, 90];
 
 /// Which slices the grid shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,15 +28,18 @@ pub enum SliceChoice {
     Random { seed: u64 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GridOptions {
     pub slices: SliceChoice,
     pub convention: Convention,
     pub overlay: Overlay,
+    /// A first header line, larger, saying what the picture shows (e.g. "BraTS_001: prediction"); none when empty.
+    pub title: String,
 }
 
 /// A picture of 3 rows (axial, coronal, sagittal) by 6 slices of the labelled FLAIR, each tile named by its
-/// slice, the sides lettered, and a header that states the convention and the class colours.
+/// slice, the sides lettered, and a header with the title, the convention and the class colours. Small volumes are
+/// enlarged (see [`crate::display_scale`]).
 pub fn slice_grid(
     flair: ArrayView3<f32>,
     labels: ArrayView3<u8>,
@@ -40,33 +48,30 @@ pub fn slice_grid(
 ) -> Result<RgbImage> {
     let volume = labelled_volume(flair, labels, options.overlay)?;
     let shape = [flair.shape()[0], flair.shape()[1], flair.shape()[2]];
+    let scale = display_scale(shape, spacing);
     let tile_sizes = View::ALL.map(|view| rendered_size(shape, view, spacing));
-    let cell_width = tile_sizes
-        .iter()
-        .map(|size| size.0)
-        .max()
-        .expect("three views");
-    let cell_height = tile_sizes
-        .iter()
-        .map(|size| size.1)
-        .max()
-        .expect("three views");
+    let cell_width = scale
+        * tile_sizes
+            .iter()
+            .map(|size| size.0)
+            .max()
+            .expect("three views");
+    let cell_height = scale
+        * tile_sizes
+            .iter()
+            .map(|size| size.1)
+            .max()
+            .expect("three views");
     let label_width = text_width("sagittal", 1) + 2 * GAP;
-    let header_height = 2 * (GLYPH_SIZE + GAP) + GAP;
-    let header_width = text_width(options.convention.describe(), 1).max(legend_width()) + 2 * GAP;
-    let width = (label_width + COLUMNS * (cell_width + GAP)).max(header_width);
-    let height = header_height + View::ALL.len() * (cell_height + GAP);
+    let mut header = Header::new(GAP);
+    header.title(&options.title);
+    header.line(options.convention.describe());
+    header.legend();
+    let width = (label_width + COLUMNS * (cell_width + TILE_GAP)).max(header.width());
+    let height = header.height() + View::ALL.len() * (cell_height + TILE_GAP);
 
     let mut image = RgbImage::new(width, height, [0, 0, 0]);
-    draw_text(
-        &mut image,
-        GAP as i64,
-        GAP as i64,
-        options.convention.describe(),
-        [255, 255, 255],
-        1,
-    );
-    draw_legend(&mut image, GAP as i64, (2 * GAP + GLYPH_SIZE) as i64);
+    header.draw(&mut image);
     // Random slices are drawn inside the head: where FLAIR rises above its minimum.
     let background = flair
         .iter()
@@ -78,7 +83,7 @@ pub fn slice_grid(
         SliceChoice::ThroughTumour => None,
     };
     for (row, view) in View::ALL.into_iter().enumerate() {
-        let top = (header_height + row * (cell_height + GAP)) as i64;
+        let top = (header.height() + row * (cell_height + TILE_GAP)) as i64;
         draw_text(
             &mut image,
             GAP as i64,
@@ -92,14 +97,22 @@ pub fn slice_grid(
             None => slices_through_tumour(labels, view),
         };
         for (column, index) in slices.into_iter().enumerate() {
-            let tile = render_slice(volume.view(), view, index, spacing, options.convention);
-            let left = (label_width + column * (cell_width + GAP)) as i64;
+            let tile = render_slice_scaled(
+                volume.view(),
+                view,
+                index,
+                spacing,
+                options.convention,
+                scale,
+            );
+            let left = (label_width + column * (cell_width + TILE_GAP)) as i64;
             // Centred in its cell, so views of different sizes line up.
             let (x, y) = (
                 left + ((cell_width - tile.width) / 2) as i64,
                 top + ((cell_height - tile.height) / 2) as i64,
             );
             image.paste(&tile, x, y);
+            image.outline(x, y, tile.width, tile.height, FRAME);
             let axis_name = ["x", "y", "z"][view.fixed_axis()];
             draw_label(
                 &mut image,
@@ -174,33 +187,49 @@ mod tests {
         let flair = Array3::from_elem((48, 40, 12), 7.0f32);
         let mut labels = Array3::<u8>::zeros((48, 40, 12));
         labels.slice_mut(s![30..32, 12..14, 4..6]).fill(3);
-        let image = slice_grid(
-            flair.view(),
-            labels.view(),
-            [1.0; 3],
-            &GridOptions::default(),
-        )
-        .unwrap();
-        // Cells 48 x 40 (the axial view); 72 px of row names; the legend line (420 px) sets the width.
-        let (header, cell_height, label_width, cell_step) = (28, 40, 72, 48 + 4);
+        let options = GridOptions {
+            title: "case 7: prediction".into(),
+            ..GridOptions::default()
+        };
+        let image = slice_grid(flair.view(), labels.view(), [1.0; 3], &options).unwrap();
+        // The longest side, 48 voxels, is enlarged 6 times (288 px): cells 288 x 240 (the axial view). The
+        // header: a 16-px title, the convention and the legend (8 px each), a 4-px gap after each and on top.
+        let scale = 6;
+        let (header, cell_height, label_width, cell_step) =
+            (4 + 20 + 12 + 12, 40 * scale, 72, 48 * scale + TILE_GAP);
         assert_eq!(
             (image.width, image.height),
-            (420, header + 3 * (cell_height + 4))
+            (
+                label_width + 6 * cell_step,
+                header + 3 * (cell_height + TILE_GAP)
+            )
         );
         // Every axial tile shows z = 4 (the tumour spans z 4..5). Voxel (30, 12): radiological column
-        // 47 - 30 = 17, anterior-up row 39 - 12 = 27.
+        // 47 - 30 = 17, anterior-up row 39 - 12 = 27; each voxel is a 6 x 6 block.
+        let at = |column: usize, voxel_column: usize, voxel_row: usize| {
+            image.pixel(
+                label_width + column * cell_step + voxel_column * scale + 3,
+                header + voxel_row * scale + 3,
+            )
+        };
         for column in 0..COLUMNS {
-            assert_eq!(
-                image.pixel(label_width + column * cell_step + 17, header + 27),
-                [0, 0, 255]
-            );
+            assert_eq!(at(column, 17, 27), [0, 0, 255]);
         }
-        assert_eq!(image.pixel(label_width + 17, header + 26), [0, 0, 255]);
-        assert_eq!(
-            image.pixel(label_width + 17, header + 25),
-            [0, 0, 0],
-            "constant FLAIR scales to black"
+        assert_eq!(at(0, 17, 26), [0, 0, 255]);
+        assert_eq!(at(0, 17, 25), [0, 0, 0], "constant FLAIR scales to black");
+        // The legend: a swatch of each class colour in the header, left to right as the classes.
+        let legend_top = 4 + 20 + 12;
+        let swatch_at =
+            |colour: [u8; 3]| (0..image.width).find(|&x| image.pixel(x, legend_top + 4) == colour);
+        let swatches = crate::CLASS_COLOURS.map(swatch_at);
+        assert!(
+            swatches.iter().all(Option::is_some) && swatches.windows(2).all(|w| w[0] < w[1]),
+            "{swatches:?}"
         );
+        // The title is drawn: white pixels in its band.
+        assert!((4..20).any(|y| (4..200).any(|x| image.pixel(x, y) == [255; 3])));
+        // A frame separates neighbouring tiles: the column just right of the first tile is grey.
+        assert_eq!(image.pixel(label_width + 48 * scale, header + 100), FRAME);
     }
 
     #[test]

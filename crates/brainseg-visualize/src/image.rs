@@ -49,6 +49,38 @@ impl RgbImage {
         }
     }
 
+    /// A one-pixel rectangle just outside the `width` x `height` box whose top-left corner is (`x`, `y`).
+    pub fn outline(&mut self, x: i64, y: i64, width: usize, height: usize, colour: [u8; 3]) {
+        let (right, bottom) = (x + width as i64, y + height as i64);
+        self.fill_rect(x - 1, y - 1, width + 2, 1, colour);
+        self.fill_rect(x - 1, bottom, width + 2, 1, colour);
+        self.fill_rect(x - 1, y, 1, height, colour);
+        self.fill_rect(right, y, 1, height, colour);
+    }
+
+    /// The picture `factor` times larger each way, each pixel repeated (nearest neighbour).
+    pub fn scaled(&self, factor: usize) -> RgbImage {
+        if factor <= 1 {
+            return self.clone();
+        }
+        let (width, height) = (self.width * factor, self.height * factor);
+        let mut pixels = Vec::with_capacity(3 * width * height);
+        for row in 0..height {
+            let source =
+                &self.pixels[3 * (row / factor) * self.width..3 * (row / factor + 1) * self.width];
+            for rgb in source.chunks_exact(3) {
+                for _ in 0..factor {
+                    pixels.extend_from_slice(rgb);
+                }
+            }
+        }
+        RgbImage {
+            width,
+            height,
+            pixels,
+        }
+    }
+
     /// Copies `other` with its top-left corner at (`x`, `y`), clipped to this picture.
     pub fn paste(&mut self, other: &RgbImage, x: i64, y: i64) {
         for row in 0..other.height {
@@ -169,6 +201,28 @@ mod tests {
                 .starts_with(&format!("{}: cannot write", path.display())),
             "{error}"
         );
+    }
+
+    #[test]
+    fn scaling_repeats_pixels_and_outlines_surround_boxes() {
+        let mut image = RgbImage::new(2, 1, [0; 3]);
+        image.put(1, 0, [200, 100, 50]);
+        let big = image.scaled(3);
+        assert_eq!((big.width, big.height), (6, 3));
+        for y in 0..3 {
+            assert_eq!(big.pixel(2, y), [0; 3]);
+            assert_eq!(big.pixel(3, y), [200, 100, 50]);
+            assert_eq!(big.pixel(5, y), [200, 100, 50]);
+        }
+        assert_eq!(image.scaled(1), image);
+        let mut framed = RgbImage::new(6, 6, [0; 3]);
+        framed.outline(2, 2, 2, 2, [9; 3]);
+        let lit: Vec<(usize, usize)> = (0..6)
+            .flat_map(|y| (0..6).map(move |x| (x, y)))
+            .filter(|&(x, y)| framed.pixel(x, y) == [9; 3])
+            .collect();
+        assert_eq!(lit.len(), 12, "a 4 x 4 ring around the 2 x 2 box");
+        assert!(lit.contains(&(1, 1)) && lit.contains(&(4, 4)) && !lit.contains(&(2, 2)));
     }
 
     #[test]

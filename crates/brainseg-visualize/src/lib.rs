@@ -7,7 +7,9 @@
 //! Slices are shown as radiologists read them: axial with anterior up, coronal and sagittal with superior up,
 //! sagittal with anterior on the left, and patient's right on the image's left in the [`Convention::Radiological`]
 //! convention (or on the right in [`Convention::Neurological`]); pictures name the convention and letter the sides.
-//! Voxels are resampled (nearest neighbour) to square pixels of the finest spacing, so aspect ratios are true.
+//! Voxels are resampled (nearest neighbour) to square pixels of the finest spacing, so aspect ratios are true;
+//! small volumes are enlarged by a whole factor ([`display_scale`]) so their pictures stay readable. Every picture
+//! of labels carries a legend of the class colours and names.
 //!
 //! Pictures are [`RgbImage`]s, written as PNG; the slice stepper is a GIF; [`HtmlReport`] embeds both.
 
@@ -16,6 +18,7 @@ mod compare;
 mod error;
 mod font;
 mod grid;
+mod header;
 mod image;
 mod labelled;
 mod patch;
@@ -32,4 +35,4 @@ pub use labelled::{labelled_volume, Overlay, CLASS_COLOURS};
 pub use patch::patch_view;
 pub use plot::{training_curves, Series};
 pub use report::{HtmlReport, Section};
-pub use slice::{render_slice, Convention, View};
+pub use slice::{display_scale, render_slice, render_slice_scaled, Convention, View};

@@ -54,7 +54,7 @@ pub fn training_curves(title: &str, series: &[Series], width: usize, height: usi
         })
     };
     let (x_ticks, y_ticks) = (
-        nice_ticks(bounds(|p| p.0), 6),
+        whole_ticks(bounds(|p| p.0), 6),
         nice_ticks(bounds(|p| p.1), 6),
     );
     let area = PlotArea {
@@ -220,6 +220,28 @@ fn nice_ticks((low, high): (f64, f64), target: usize) -> Vec<f64> {
     (first..=last).map(|k| k as f64 * step).collect()
 }
 
+/// Ticks at whole numbers (epochs): [`nice_ticks`] when their step is 1 or more, else every whole number that
+/// covers `(low, high)`; a single value gets a tick either side.
+fn whole_ticks((low, high): (f64, f64), target: usize) -> Vec<f64> {
+    let ticks = nice_ticks((low, high), target);
+    if ticks[1] - ticks[0] >= 1.0 {
+        return ticks;
+    }
+    let (first, last) = if low.is_finite() && high.is_finite() {
+        (low.floor(), high.ceil())
+    } else {
+        (0.0, 1.0)
+    };
+    let (first, last) = if last > first {
+        (first, last)
+    } else {
+        (first - 1.0, last + 1.0)
+    };
+    (first as i64..=last as i64)
+        .map(|tick| tick as f64)
+        .collect()
+}
+
 /// Tick labels with just enough decimals for the tick step.
 fn tick_labels(ticks: &[f64]) -> Vec<String> {
     let step = ticks[1] - ticks[0];
@@ -262,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn epoch_ticks_are_whole_numbers() {
+        assert_eq!(whole_ticks((1.0, 2.0), 6), [1.0, 2.0]);
+        assert_eq!(whole_ticks((1.0, 4.0), 6), [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(whole_ticks((1.0, 1.0), 6), [0.0, 1.0, 2.0]);
+        assert_eq!(
+            whole_ticks((1.0, 30.0), 6),
+            [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]
+        );
+        assert_eq!(tick_labels(&whole_ticks((1.0, 2.0), 6)), ["1", "2"]);
+    }
+
+    #[test]
     fn curves_pass_through_their_points() {
         let series = [
             Series::from_epochs("train loss", &[0.9, 0.7, 0.6, 0.5]),
@@ -269,7 +303,7 @@ mod tests {
         ];
         let image = training_curves("training", &series, 640, 400);
         assert_eq!((image.width, image.height), (640, 400));
-        // The plot area spans x 72..620 and y 32..356. x: 1..4 over 6 intervals is 0.5 a step, ticks 1 to 4;
+        // The plot area spans x 72..620 and y 32..356. x: epochs 1..4, whole ticks 1 to 4;
         // y: 0.2..0.9 is 0.117 a step, rounded up to 0.2, ticks 0.2 to 1.0.
         let at = |epoch: f64, value: f64| {
             let x = 72.0 + (epoch - 1.0) / 3.0 * (620.0 - 72.0);

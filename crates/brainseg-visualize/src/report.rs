@@ -28,9 +28,13 @@ enum Block {
     /// Shown as is in a monospaced font (e.g. a plain-text table).
     Preformatted(String),
     Table {
+        /// Column groups over the header, each a name and the columns it spans (empty: none).
+        groups: Vec<(String, usize)>,
         header: Vec<String>,
         rows: Vec<Vec<String>>,
     },
+    /// A collapsed block: a one-line summary that opens onto preformatted text.
+    Details { summary: String, text: String },
     Image {
         caption: String,
         mime: &'static str,
@@ -94,9 +98,38 @@ impl Section {
         self
     }
 
-    /// An HTML table with a header row.
+    /// An HTML table with a header row. The first column is aligned left (names), the others right (numbers).
     pub fn table(mut self, header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
-        self.blocks.push(Block::Table { header, rows });
+        self.blocks.push(Block::Table {
+            groups: Vec::new(),
+            header,
+            rows,
+        });
+        self
+    }
+
+    /// A table whose header has a row of column groups above the column names: each group a name and the
+    /// number of columns it spans, from the first column on (a group with an empty name leaves its columns plain).
+    pub fn grouped_table(
+        mut self,
+        groups: Vec<(String, usize)>,
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    ) -> Self {
+        self.blocks.push(Block::Table {
+            groups,
+            header,
+            rows,
+        });
+        self
+    }
+
+    /// A collapsed block: `summary` on one line, opening onto `text` in a monospaced font.
+    pub fn details(mut self, summary: impl Into<String>, text: impl Into<String>) -> Self {
+        self.blocks.push(Block::Details {
+            summary: summary.into(),
+            text: text.into(),
+        });
         self
     }
 
@@ -130,13 +163,33 @@ impl Block {
                 .map(|paragraph| format!("<p>{}</p>\n", escape(paragraph.trim())))
                 .collect(),
             Block::Preformatted(text) => format!("<pre>{}</pre>\n", escape(text)),
-            Block::Table { header, rows } => {
+            Block::Table { groups, header, rows } => {
                 let cells = |row: &[String], tag: &str| -> String {
                     row.iter().map(|cell| format!("<{tag}>{}</{tag}>", escape(cell))).collect()
                 };
                 let body: String = rows.iter().map(|row| format!("<tr>{}</tr>\n", cells(row, "td"))).collect();
-                format!("<table>\n<thead><tr>{}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n", cells(header, "th"))
+                let group_row = if groups.is_empty() {
+                    String::new()
+                } else {
+                    let spans: String = groups
+                        .iter()
+                        .map(|(name, span)| {
+                            let class = if name.is_empty() { "" } else { " class=\"group\"" };
+                            format!("<th colspan=\"{span}\"{class}>{}</th>", escape(name))
+                        })
+                        .collect();
+                    format!("<tr>{spans}</tr>")
+                };
+                format!(
+                    "<table>\n<thead>{group_row}<tr>{}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n",
+                    cells(header, "th")
+                )
             }
+            Block::Details { summary, text } => format!(
+                "<details><summary>{}</summary><pre>{}</pre></details>\n",
+                escape(summary),
+                escape(text)
+            ),
             Block::Image { caption, mime, bytes } => format!(
                 "<figure><img src=\"data:{mime};base64,{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
                 base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -147,10 +200,15 @@ impl Block {
     }
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:100em;color:#222}\
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:100em;color:#222;line-height:1.4}\
+h2{border-bottom:1px solid #ddd;padding-bottom:0.2em;margin-top:1.6em}\
 pre{background:#f4f4f4;padding:1em;overflow-x:auto}\
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}\
-th{background:#eee}figure{margin:1em 0}img{max-width:100%;image-rendering:pixelated}";
+table{border-collapse:collapse;margin:0.8em 0}\
+td,th{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right;font-variant-numeric:tabular-nums}\
+td:first-child,th:first-child{text-align:left}th{background:#eee}th.group{text-align:center;background:#e2e8f0}\
+tbody tr:nth-child(even){background:#fafafa}\
+details{margin:0.8em 0}summary{cursor:pointer;color:#555}\
+figure{margin:1.2em 0}figcaption{color:#444;margin-top:0.3em}img{max-width:100%;image-rendering:pixelated}";
 
 /// Text safe inside HTML elements and attribute values.
 fn escape(text: &str) -> String {
@@ -178,7 +236,13 @@ mod tests {
                     .table(
                         vec!["class".into(), "Dice".into()],
                         vec![vec!["edema".into(), "0.91".into()]],
-                    ),
+                    )
+                    .grouped_table(
+                        vec![("".into(), 1), ("WT".into(), 2)],
+                        vec!["case".into(), "Dice".into(), "HD95".into()],
+                        vec![vec!["a<b".into(), "0.5".into(), "3.00".into()]],
+                    )
+                    .details("config.json", "{\"a\": 1}"),
             )
             .section(
                 Section::new("Pictures")
@@ -193,6 +257,14 @@ mod tests {
         assert!(html.contains("<p>Dice &amp; HD95.</p>\n<p>Second paragraph.</p>"));
         assert!(html.contains("<pre>a  | b\n1  | 2</pre>"));
         assert!(html.contains("<tr><td>edema</td><td>0.91</td></tr>"));
+        assert!(html.contains(
+            "<thead><tr><th colspan=\"1\"></th><th colspan=\"2\" class=\"group\">WT</th></tr>\
+             <tr><th>case</th><th>Dice</th><th>HD95</th></tr></thead>"
+        ));
+        assert!(html.contains("<tr><td>a&lt;b</td><td>0.5</td><td>3.00</td></tr>"));
+        assert!(html.contains(
+            "<details><summary>config.json</summary><pre>{&quot;a&quot;: 1}</pre></details>"
+        ));
         let engine = base64::engine::general_purpose::STANDARD;
         assert!(html.contains(&format!(
             "src=\"data:image/png;base64,{}\"",

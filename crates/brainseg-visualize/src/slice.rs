@@ -101,6 +101,30 @@ pub(crate) fn rendered_size(shape: [usize; 3], view: View, spacing: [f32; 3]) ->
     (extent(column_axis), extent(row_axis))
 }
 
+/// Panels whose longest side is below this many pixels are enlarged.
+const SMALL_PANEL: usize = 192;
+/// The side small panels are enlarged to, at least.
+const READABLE_PANEL: usize = 256;
+
+/// The whole factor every view of a volume is enlarged by (nearest neighbour) so its pictures are readable:
+/// 1 when the longest rendered side is at least 192 pixels (a BraTS scan), else the smallest factor that
+/// brings it to 256 or more.
+pub fn display_scale(shape: [usize; 3], spacing: [f32; 3]) -> usize {
+    let longest = View::ALL
+        .iter()
+        .map(|&view| {
+            let (width, height) = rendered_size(shape, view, spacing);
+            width.max(height)
+        })
+        .max()
+        .expect("three views");
+    if longest >= SMALL_PANEL {
+        1
+    } else {
+        READABLE_PANEL.div_ceil(longest)
+    }
+}
+
 fn pixel_size(spacing: [f32; 3]) -> f64 {
     spacing.iter().copied().fold(f32::INFINITY, f32::min) as f64
 }
@@ -114,14 +138,27 @@ pub fn render_slice(
     spacing: [f32; 3],
     convention: Convention,
 ) -> RgbImage {
+    render_slice_scaled(volume, view, index, spacing, convention, 1)
+}
+
+/// [`render_slice`] enlarged `scale` times (nearest neighbour) before the sides are lettered.
+pub fn render_slice_scaled(
+    volume: ArrayView4<u8>,
+    view: View,
+    index: usize,
+    spacing: [f32; 3],
+    convention: Convention,
+    scale: usize,
+) -> RgbImage {
     let shape = [volume.shape()[0], volume.shape()[1], volume.shape()[2]];
-    let mut image = render_plain(shape, view, index, spacing, convention, |voxel| {
+    let image = render_plain(shape, view, index, spacing, convention, |voxel| {
         [
             volume[(voxel[0], voxel[1], voxel[2], 0)],
             volume[(voxel[0], voxel[1], voxel[2], 1)],
             volume[(voxel[0], voxel[1], voxel[2], 2)],
         ]
     });
+    let mut image = image.scaled(scale);
     letter_sides(&mut image, view, convention);
     image
 }
@@ -305,6 +342,27 @@ mod tests {
         // Columns 0-1 show x 0, rows 0-2 show z 1 (superior). Column 3 shows x 1, row 4 shows z 0.
         assert_eq!(red(&image, 1, 1), 1);
         assert_eq!(red(&image, 3, 4), 40);
+    }
+
+    #[test]
+    fn small_volumes_are_enlarged_to_readable_panels() {
+        // BraTS: 240 x 240 x 155 at 1 mm is readable as it is.
+        assert_eq!(display_scale([240, 240, 155], [1.0; 3]), 1);
+        // 48 voxels: 256 / 48 = 5.33, so 6 times (288 pixels).
+        assert_eq!(display_scale([48, 40, 24], [1.0; 3]), 6);
+        // 160 x 160 x 16 (a seed patch): 2 times.
+        assert_eq!(display_scale([160, 160, 16], [1.0; 3]), 2);
+        let volume = Array4::<u8>::from_elem((48, 40, 24, 3), 7);
+        let image = render_slice_scaled(
+            volume.view(),
+            View::Axial,
+            3,
+            [1.0; 3],
+            Convention::Radiological,
+            6,
+        );
+        assert_eq!((image.width, image.height), (288, 240));
+        assert_eq!(image.pixel(100, 100), [7; 3]);
     }
 
     #[test]
