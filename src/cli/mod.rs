@@ -5,6 +5,7 @@ use brainseg_pipeline::Backend;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod cache;
 mod convert;
 mod demo;
 mod evaluate;
@@ -46,6 +47,8 @@ pub enum Command {
     /// CPU speed of the notebook's U-Net: forward, training step and whole-scan times, GFLOP/s,
     /// peak memory; per-layer timings with --layers; beside PyTorch with --torch PYTHON.
     Bench(bench::Args),
+    /// Where training keeps decoded cases (shared by runs on the same data), its size; --clear.
+    Cache(cache::Args),
     /// Time training steps and inference of a U-Net on a device, or check it against the CPU (JSON).
     #[command(hide = true)]
     BenchGpu(bench::GpuArgs),
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => report::run(args),
         Command::Model(args) => model::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Cache(args) => cache::run(args),
         Command::BenchGpu(args) => bench::run_gpu(args),
     }
 }

@@ -14,7 +14,7 @@ use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
 use brainseg_train::{train, LossKind, Optimizer, RunLayout, SamplingConfig, Schedule, TrainConfig};
 use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use brainseg_visualize::write_atomic;
-use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
+use brainseg_volume::synthetic::{write_dataset, write_named_dataset, SyntheticConfig};
 use brainseg_volume::{write_label, Dataset};
 use std::path::{Path, PathBuf};
 
@@ -140,8 +140,9 @@ pub fn run(config: &DemoConfig, progress: &mut dyn Progress) -> Result<DemoOutco
                 out.join("data").display()
             ));
             write_dataset(&out.join("data"), config.cases, &synthetic, config.seed)?;
-            let heldout = write_dataset(
+            let heldout = write_named_dataset(
                 &out.join("heldout"),
+                "heldout",
                 1,
                 &synthetic,
                 config.seed.wrapping_add(1_000_003),

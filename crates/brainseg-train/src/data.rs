@@ -75,7 +75,8 @@ fn source_stamp(paths: &[PathBuf]) -> Vec<(String, u64, u64)> {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            (p.display().to_string(), size, mtime)
+            let path = p.canonicalize().unwrap_or_else(|_| p.clone());
+            (path.display().to_string(), size, mtime)
         })
         .collect()
 }
@@ -118,15 +119,21 @@ pub fn cache_case(
 ) -> Result<CachedCase> {
     fs::create_dir_all(cache_dir)
         .map_err(|e| Error::at(cache_dir, format!("cannot create the cache folder: {e}")))?;
-    let meta_path = cache_dir.join(format!("{}.json", case.id));
-    let image_path = cache_dir.join(format!("{}.f32", case.id));
-    let label_path = cache_dir.join(format!("{}.u8", case.id));
     let stamp = source_stamp(&case_files(case));
+    // Named by what they were made from, so runs on the same data share one entry.
+    let key = crate::cache::entry_key(&stamp, standardization);
+    let meta_path = cache_dir.join(format!("{key}.json"));
+    let image_path = cache_dir.join(format!("{key}.f32"));
+    let label_path = cache_dir.join(format!("{key}.u8"));
     let existing: Option<CacheMeta> = fs::read(&meta_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let fresh = match existing {
-        Some(meta) if meta.sources == stamp && meta.standardization == standardization => {
+        Some(meta)
+            if meta.sources == stamp
+                && meta.standardization == standardization
+                && meta.id == case.id =>
+        {
             Some(meta)
         }
         _ => None,

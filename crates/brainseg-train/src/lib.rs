@@ -7,6 +7,7 @@
 //! `metrics.csv` and `curves.png` (one row/point per epoch), `best.safetensors` (a
 //! [`model_file`] of the best validation epoch), `checkpoint/` (last epoch: weights, optimiser
 //! state, progress) and `cache/` (decoded cases).
+pub mod cache;
 mod checkpoint;
 pub mod config;
 pub mod data;

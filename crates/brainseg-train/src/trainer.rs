@@ -501,10 +501,11 @@ fn open_data(
     };
     let total = split.train.len() + split.valid.len();
     let mut done = 0;
+    let cache = crate::cache::shared_dir().unwrap_or_else(|| layout.cache());
     open_volumes(
         &dataset,
         &split,
-        &layout.cache(),
+        &cache,
         config.sampling.standardization,
         |id| {
             done += 1;

@@ -108,6 +108,18 @@ pub fn write_dataset(
     config: &SyntheticConfig,
     seed: u64,
 ) -> Result<Vec<String>> {
+    write_named_dataset(out, "synthetic", n_cases, config, seed)
+}
+
+/// [`write_dataset`] with case ids `<prefix>_001`, ... (the demo names its held-out case apart
+/// from the training cases).
+pub fn write_named_dataset(
+    out: &Path,
+    prefix: &str,
+    n_cases: usize,
+    config: &SyntheticConfig,
+    seed: u64,
+) -> Result<Vec<String>> {
     config.validate()?;
     if n_cases == 0 {
         return Err(Error::at(
@@ -120,7 +132,7 @@ pub fn write_dataset(
     let mut seeds = ChaCha8Rng::seed_from_u64(seed);
     let mut ids = Vec::with_capacity(n_cases);
     for index in 1..=n_cases {
-        let id = format!("synthetic_{index:03}");
+        let id = format!("{prefix}_{index:03}");
         let case = generate_case(config, seeds.random(), &id);
         write_image(&layout.training_image(&id), &case.image, &case.geometry, "int16")?;
         write_label(
