@@ -4,10 +4,11 @@ use super::Compute;
 use anyhow::{bail, Result};
 use brainseg_core::LabelNumbering;
 use brainseg_infer::Tiling;
+use brainseg_pipeline::cohort::Part;
+use brainseg_pipeline::input::open_cases;
 use brainseg_pipeline::layout::PredictionLayout;
 use brainseg_pipeline::model::LoadedModel;
-use brainseg_pipeline::input::open_cases;
-use brainseg_pipeline::segment::{predict_cases, LabelOptions, PredictOptions};
+use brainseg_pipeline::segment::{predict_part, LabelOptions, PredictOptions, RunOptions};
 use brainseg_pipeline::{device, Progress};
 use std::path::PathBuf;
 
@@ -58,8 +59,21 @@ pub struct Args {
     /// Tiles per model call.
     #[arg(long, default_value_t = brainseg_infer::InferenceConfig::default().batch_size)]
     pub batch_size: usize,
+    /// Only part K of N (1-based) of the cases, split by sorted case id (case i goes to part
+    /// (i mod N) + 1), for array jobs: cases done before are skipped, the part records into
+    /// predictions.part-K-of-N.json and writes manifest.part-K-of-N.jsonl (`brainseg cohort status`).
+    #[arg(long, value_name = "K/N", value_parser = parse_part)]
+    pub part: Option<Part>,
+    /// With --part: segment the part's cases again even when they are done.
+    #[arg(long, requires = "part")]
+    pub overwrite: bool,
     #[command(flatten)]
     pub compute: Compute,
+}
+
+fn parse_part(text: &str) -> Result<Part, String> {
+    text.parse()
+        .map_err(|e: brainseg_pipeline::Error| e.to_string())
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -86,15 +100,22 @@ pub fn run(args: Args) -> Result<()> {
         probabilities: args.probabilities,
     };
     let mut progress = Reporter::new();
+    let [x, y, z] = options.inference.tile;
+    let tiling = match options.inference.tiling {
+        Tiling::Seed => "the notebook's grid",
+        Tiling::Sliding => "a Gaussian sliding window",
+    };
     progress.stage(&format!(
-        "model: {} ({}), tiles {:?}, {:?} tiling",
+        "model: {} ({}); {x}x{y}x{z} tiles in {tiling}",
         model.name,
         model.describe(),
-        options.inference.tile,
-        options.inference.tiling
     ));
     let out = PredictionLayout::new(&args.out);
-    let outcome = predict_cases(&cases, &model, &options, &out, &device, &mut progress)?;
+    let run = RunOptions {
+        part: args.part,
+        overwrite: args.overwrite,
+    };
+    let outcome = predict_part(&cases, &model, &options, &run, &out, &device, &mut progress)?;
     drop(progress);
     println!(
         "{:<28} {:>14} {:>12} {:>10}",
@@ -113,12 +134,19 @@ pub fn run(args: Args) -> Result<()> {
         args.labels.name(),
         super::peak_memory()
     );
+    if let Some(part) = args.part {
+        println!(
+            "part {part}: {} case(s), {} skipped (done before)",
+            outcome.written.len() + outcome.skipped.len() + outcome.failed.len(),
+            outcome.skipped.len()
+        );
+    }
     if !outcome.failed.is_empty() {
         let ids: Vec<&str> = outcome.failed.iter().map(|(id, _)| id.as_str()).collect();
         bail!(
             "{} of {} case(s) failed: {}",
             ids.len(),
-            cases.len(),
+            outcome.written.len() + outcome.skipped.len() + ids.len(),
             ids.join(", ")
         );
     }
