@@ -16,6 +16,7 @@ mod progress;
 mod report;
 mod show;
 mod train;
+mod view;
 
 #[derive(Parser)]
 #[command(name = "brainseg", version, about = "Brain-tumour segmentation in multimodal MRI with 3D U-Nets", long_about = None)]
@@ -40,6 +41,8 @@ pub enum Command {
     Evaluate(evaluate::Args),
     /// Draw a case: labelled slice grid, GIF, patch view, ground truth beside prediction.
     Show(show::Args),
+    /// Look at a case in 3-D in the browser: modalities, ground truth and prediction (NiiVue on 127.0.0.1).
+    View(view::Args),
     /// The U-Net's layer table, parameter count and GFLOP per patch.
     Model(model::Args),
     /// Write a self-contained HTML page for a run or a prediction folder.
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Show(args) => show::run(args),
         Command::Report(args) => report::run(args),
+        Command::View(args) => view::run(args),
         Command::Model(args) => model::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Cache(args) => cache::run(args),

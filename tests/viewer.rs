@@ -1,0 +1,214 @@
+//! `brainseg view` in headless Chromium on a real case with its ground truth: the page says it loaded
+//! every volume and met no error, and a screenshot shows the three class colours over the tumour.
+//! The self-contained page (for reports) opens from disk the same way. Skipped, with a note, where
+//! Chromium, the NiiVue bundle (`npm ci --prefix viewer`) or the shared data are missing.
+use brainseg_visualize::RgbImage;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CASE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/brats2018/Brats18_2013_2_1"
+);
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Chromium, NiiVue and the case, or why the test cannot run.
+fn ready() -> Option<PathBuf> {
+    let skip = |why: &str| {
+        eprintln!("note: viewer test skipped: {why}");
+        None
+    };
+    if brainseg_viewer::niivue_bundle().is_err() {
+        return skip("no NiiVue bundle built in (npm ci --prefix viewer, then rebuild)");
+    }
+    if !Path::new(CASE).is_dir() {
+        return skip(&format!("no case at {CASE}"));
+    }
+    chromium().or_else(|| skip("no chromium on PATH (apt-get install chromium)"))
+}
+
+/// Kills the child when dropped, so a failing test leaves no server behind.
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs headless Chromium (WebGL2 in software through SwiftShader) on `url` with `extra` flags;
+/// returns stdout and the console lines it logged.
+fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--use-angle=swiftshader",
+            "--enable-unsafe-swiftshader",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,800",
+            "--virtual-time-budget=60000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chromium starts");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("chromium did not finish within 300 s on {url}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let console = stderr
+        .lines()
+        .filter(|l| l.contains("CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        console,
+    )
+}
+
+/// An attribute of the page's <body>, from Chromium's --dump-dom.
+fn body_attribute(dom: &str, name: &str) -> Option<String> {
+    let body = &dom[dom.find("<body")?..];
+    let body = &body[..body.find('>')?];
+    let start = body.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(body[start..start + body[start..].find('"')?].to_string())
+}
+
+/// Checks the page state --dump-dom shows; returns the canvas rectangle (x, y, width, height).
+fn check_loaded(dom: &str, console: &[String], volumes: &str) -> [usize; 4] {
+    let title = dom
+        .find("<title>")
+        .map(|at| &dom[at + 7..at + 7 + dom[at..].find("</title>").unwrap() - 7])
+        .unwrap_or("");
+    assert_eq!(
+        body_attribute(dom, "data-errors").as_deref(),
+        Some(""),
+        "page errors; title {title}"
+    );
+    assert_eq!(
+        body_attribute(dom, "data-loaded").as_deref(),
+        Some(volumes),
+        "title {title}"
+    );
+    assert!(title.ends_with("(loaded)"), "title {title}");
+    let errors: Vec<_> = console
+        .iter()
+        .filter(|l| l.contains("Uncaught") || l.contains(":ERROR:CONSOLE") || l.contains("Error:"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let canvas: Vec<usize> = body_attribute(dom, "data-canvas")
+        .expect("the page gives the canvas rectangle")
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    canvas.try_into().unwrap()
+}
+
+/// Pixels of the screenshot inside the canvas clearly red, green and blue (the class colours
+/// blended over grey); the legend's swatches lie outside the canvas.
+fn class_pixels(png: &Path, [x0, y0, w, h]: [usize; 4]) -> [usize; 3] {
+    let image = RgbImage::from_png(&std::fs::read(png).unwrap()).unwrap();
+    let mut counts = [0; 3];
+    for y in y0..(y0 + h).min(image.height) {
+        for x in x0..(x0 + w).min(image.width) {
+            let p = image.pixel(x, y).map(i32::from);
+            for c in 0..3 {
+                let (a, b) = (p[(c + 1) % 3], p[(c + 2) % 3]);
+                if p[c] > 140 && p[c] > a + 60 && p[c] > b + 60 {
+                    counts[c] += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
+fn check_screenshot(browser: &Path, url: &str, canvas: [usize; 4]) {
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("viewer.png");
+    let (_, console) = run_chromium(browser, url, &[format!("--screenshot={}", shot.display())]);
+    assert!(shot.is_file(), "no screenshot; console: {console:#?}");
+    let counts = class_pixels(&shot, canvas);
+    eprintln!("class-coloured pixels (edema, non-enhancing, enhancing): {counts:?}");
+    if let Some(keep) = std::env::var_os("BRAINSEG_VIEWER_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    for (count, class) in counts.iter().zip(["edema", "non-enhancing", "enhancing"]) {
+        assert!(
+            *count >= 30,
+            "only {count} {class} pixels in the screenshot: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn view_serves_the_case_with_its_ground_truth_to_chromium() {
+    let Some(browser) = ready() else { return };
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_brainseg"))
+            .args(["view", CASE])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("brainseg runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    assert!(line.contains("ground truth"), "{line}");
+    // Four modalities and the ground truth.
+    let (dom, console) = run_chromium(&browser, &url, &["--dump-dom".into()]);
+    let canvas = check_loaded(&dom, &console, "5");
+    check_screenshot(&browser, &url, canvas);
+}
+
+#[test]
+fn embedded_page_opens_from_disk() {
+    let Some(browser) = ready() else { return };
+    let dataset = brainseg_volume::Dataset::open(Path::new(CASE)).unwrap();
+    let case = dataset.cases[0].load().unwrap();
+    let html = brainseg_viewer::embedded_viewer_html(&case, case.label.as_ref(), None).unwrap();
+    let megabytes = html.len() as f64 / 1e6;
+    eprintln!("self-contained page: {megabytes:.1} MB");
+    assert!(megabytes < 15.0, "{megabytes:.1} MB");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("viewer.html");
+    std::fs::write(&page, &html).unwrap();
+    let url = format!("file://{}", page.display());
+    let (dom, console) = run_chromium(&browser, &url, &["--dump-dom".into()]);
+    let canvas = check_loaded(&dom, &console, "5");
+    check_screenshot(&browser, &url, canvas);
+}
