@@ -7,9 +7,7 @@ use brainseg_core::Targets;
 use brainseg_model::{Normalisation, Upsampling};
 use brainseg_pipeline::training_device;
 use brainseg_train::trainer::train_within;
-use brainseg_train::{
-    Fold, LossKind, Optimizer, Recipe, RunLayout, Schedule, TrainConfig,
-};
+use brainseg_train::{Fold, LossKind, Optimizer, Recipe, RunLayout, Schedule, TrainConfig};
 use brainseg_transforms::{AugmentationConfig, AugmentationPreset, Standardization};
 use std::path::PathBuf;
 

@@ -429,7 +429,14 @@ pub fn train_within(
     on_event: impl FnMut(TrainEvent) + Send,
 ) -> Result<TrainOutcome> {
     let started = Instant::now();
-    train_with_clock(config, out, device, time_limit, || started.elapsed(), on_event)
+    train_with_clock(
+        config,
+        out,
+        device,
+        time_limit,
+        || started.elapsed(),
+        on_event,
+    )
 }
 
 /// [`train_within`] with the time since the call's start read from `elapsed`.
@@ -553,7 +560,6 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
     csv
 }
 
-
 #[cfg(test)]
 mod time_limit_tests {
     use super::*;
@@ -616,8 +622,13 @@ mod time_limit_tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dataset(dir.path());
         let device = cpu_autodiff_device();
-        let straight = train(Some(tiny(&data, 3)), &dir.path().join("straight"), &device, |_| {})
-            .unwrap();
+        let straight = train(
+            Some(tiny(&data, 3)),
+            &dir.path().join("straight"),
+            &device,
+            |_| {},
+        )
+        .unwrap();
 
         let run = dir.path().join("limited");
         let millis = Arc::new(AtomicU64::new(0));
@@ -675,8 +686,14 @@ mod time_limit_tests {
         let data = dataset(dir.path());
         let device = cpu_autodiff_device();
         let run = dir.path().join("run");
-        let none = train_within(Some(tiny(&data, 2)), &run, &device, Some(Duration::ZERO), |_| {})
-            .unwrap();
+        let none = train_within(
+            Some(tiny(&data, 2)),
+            &run,
+            &device,
+            Some(Duration::ZERO),
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(none.trained, 0);
         assert!(none.history.is_empty());
         let stop = none.stopped.expect("stopped by the limit");
@@ -684,8 +701,8 @@ mod time_limit_tests {
         assert!(RunLayout::new(&run).config().is_file());
 
         // With a real clock and a generous limit, the rest runs to the end.
-        let rest = train_within(None, &run, &device, Some(Duration::from_secs(3600)), |_| {})
-            .unwrap();
+        let rest =
+            train_within(None, &run, &device, Some(Duration::from_secs(3600)), |_| {}).unwrap();
         assert_eq!(rest.trained, 2);
         assert_eq!(rest.stopped, None);
         assert_eq!(
