@@ -319,10 +319,10 @@ fn train_predict_evaluate_show_report_on_synthetic_data() {
         summary["cases"]
     );
 
-    // Show: the pictures, PNG files.
+    // Show: the pictures, PNG files, of the case's ground truth and of the prediction, each named.
     let pictures = msd.join("pictures");
     let first = &ids[0];
-    brainseg_ok!(
+    let shown = brainseg_ok!(
         "show",
         "--input",
         &data,
@@ -334,26 +334,40 @@ fn train_predict_evaluate_show_report_on_synthetic_data() {
         &pictures,
         "--no-gif"
     );
-    for kind in ["grid", "patch", "comparison"] {
+    assert!(
+        shown.contains("drawing the ground truth (the case's label map) and the prediction (from"),
+        "show does not say what it drew:\n{shown}"
+    );
+    for kind in ["grid_ground_truth", "grid_prediction", "patch", "comparison"] {
         let png = std::fs::read(pictures.join(format!("{first}_{kind}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{kind} is not a PNG");
+        assert!(shown.contains(&format!("{first}_{kind}.png")), "{shown}");
     }
-    assert!(
-        !pictures.join(format!("{first}_slices.gif")).exists(),
-        "--no-gif wrote a GIF"
+    assert_ne!(
+        std::fs::read(pictures.join(format!("{first}_grid_ground_truth.png"))).unwrap(),
+        std::fs::read(pictures.join(format!("{first}_grid_prediction.png"))).unwrap(),
+        "the prediction's grid is drawn from the prediction"
     );
+    for map in ["ground_truth", "prediction"] {
+        assert!(
+            !pictures.join(format!("{first}_slices_{map}.gif")).exists(),
+            "--no-gif wrote a GIF"
+        );
+    }
 
-    // Report: the prediction folder (evaluation + pictures) and the run (config + curves).
+    // Report: the prediction folder (predictions.json, evaluation + pictures) and the run (config + curves).
     brainseg_ok!("report", &msd);
     let page = std::fs::read_to_string(msd.join("report.html")).unwrap();
     assert!(
-        page.contains("Evaluation") && page.contains(&format!("{first}_comparison.png")),
+        page.contains("<h2>Predictions</h2>")
+            && page.contains("<h2>Evaluation</h2>")
+            && page.contains(&format!("{first}_comparison.png")),
         "prediction report lacks sections"
     );
     assert_eq!(
         page.matches("data:image/png;base64,").count(),
-        3,
-        "the three pictures are embedded"
+        4,
+        "the four pictures are embedded"
     );
     brainseg_ok!("report", &run);
     let page = std::fs::read_to_string(run.join("report.html")).unwrap();

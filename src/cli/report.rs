@@ -16,9 +16,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let out = args.out.clone().unwrap_or_else(|| {
-        brainseg_pipeline::layout::PredictionLayout::new(&args.dir).report()
-    });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| brainseg_pipeline::layout::PredictionLayout::new(&args.dir).report());
     brainseg_pipeline::report::build(&args.dir, &args.title)?.write(&out)?;
     println!("wrote {}", out.display());
     Ok(())

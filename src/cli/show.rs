@@ -1,9 +1,10 @@
-//! `brainseg show`: pictures of a case — labelled slice grid, GIF, patch view, ground truth beside prediction.
+//! `brainseg show`: pictures of a case — labelled slice grid and GIF of each label map given (ground truth,
+//! prediction), patch view, ground truth beside prediction.
 use anyhow::{bail, Result};
 use brainseg_core::LabelNumbering;
-use brainseg_volume::read_label_msd;
 use brainseg_pipeline::pictures::{draw_case, load_case, PictureOptions};
 use brainseg_visualize::{Convention, Overlay};
+use brainseg_volume::read_label_msd;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -17,7 +18,8 @@ pub struct Args {
     /// Ground-truth label map to draw instead of the case's own (e.g. for a 4-D NIfTI without labels).
     #[arg(long)]
     pub label: Option<PathBuf>,
-    /// A predicted label map: adds the ground-truth-beside-prediction picture.
+    /// A predicted label map: drawn too (its own grid, GIF and patch mask), and beside the ground truth when
+    /// there is one.
     #[arg(long)]
     pub pred: Option<PathBuf>,
     /// Label numbering of --label and --pred files [default: detected; a 4 means BraTS].
@@ -46,7 +48,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let case = load_case(&args.input, args.case.as_deref())?;
     let (_, x, y, z) = case.image.dim();
-    let read = |path: &PathBuf| read_label_msd(path, args.labels, Some([x, y, z])).map(|m| m.labels);
+    let read =
+        |path: &PathBuf| read_label_msd(path, args.labels, Some([x, y, z])).map(|m| m.labels);
     let truth = match &args.label {
         Some(path) => Some(read(path)?),
         None => case.label.clone(),
@@ -72,8 +75,33 @@ pub fn run(args: Args) -> Result<()> {
             .transpose()?,
         gif: !args.no_gif,
     };
-    for path in draw_case(&case, truth.as_ref(), pred.as_ref(), &args.out, &options)? {
-        println!("wrote {}", path.display());
+    let truth_source = match (&args.label, &truth) {
+        (Some(path), _) => format!("ground truth (from {})", path.display()),
+        (None, Some(_)) => "ground truth (the case's label map)".to_string(),
+        (None, None) => String::new(),
+    };
+    let drawn_maps: Vec<String> = [
+        (!truth_source.is_empty()).then_some(truth_source),
+        args.pred
+            .as_ref()
+            .map(|path| format!("prediction (from {})", path.display())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if drawn_maps.is_empty() {
+        println!(
+            "{}: no label map (no --label, --pred or case label); drawing FLAIR alone",
+            case.id
+        );
+    } else {
+        println!("{}: drawing the {}", case.id, drawn_maps.join(" and the "));
+        if args.pred.is_some() && truth.is_none() {
+            println!("{}: no ground truth, so no comparison picture", case.id);
+        }
+    }
+    for drawn in draw_case(&case, truth.as_ref(), pred.as_ref(), &args.out, &options)? {
+        println!("wrote {} ({})", drawn.path.display(), drawn.what);
     }
     Ok(())
 }

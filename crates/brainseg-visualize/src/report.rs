@@ -98,7 +98,7 @@ impl Section {
         self
     }
 
-    /// An HTML table with a header row. The first column is aligned left (names), the others right (numbers).
+    /// An HTML table with a header row. Cells holding a number (or "-" for none) align right, others left.
     pub fn table(mut self, header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
         self.blocks.push(Block::Table {
             groups: Vec::new(),
@@ -167,7 +167,17 @@ impl Block {
                 let cells = |row: &[String], tag: &str| -> String {
                     row.iter().map(|cell| format!("<{tag}>{}</{tag}>", escape(cell))).collect()
                 };
-                let body: String = rows.iter().map(|row| format!("<tr>{}</tr>\n", cells(row, "td"))).collect();
+                // Numbers (and the dash of a missing one) align right, words left.
+                let data = |row: &[String]| -> String {
+                    row.iter()
+                        .map(|cell| {
+                            let number = cell == "-" || cell.parse::<f64>().is_ok();
+                            let class = if number { " class=\"n\"" } else { "" };
+                            format!("<td{class}>{}</td>", escape(cell))
+                        })
+                        .collect()
+                };
+                let body: String = rows.iter().map(|row| format!("<tr>{}</tr>\n", data(row))).collect();
                 let group_row = if groups.is_empty() {
                     String::new()
                 } else {
@@ -204,8 +214,9 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:100em;colo
 h2{border-bottom:1px solid #ddd;padding-bottom:0.2em;margin-top:1.6em}\
 pre{background:#f4f4f4;padding:1em;overflow-x:auto}\
 table{border-collapse:collapse;margin:0.8em 0}\
-td,th{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right;font-variant-numeric:tabular-nums}\
-td:first-child,th:first-child{text-align:left}th{background:#eee}th.group{text-align:center;background:#e2e8f0}\
+td,th{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left;font-variant-numeric:tabular-nums}\
+td.n{text-align:right}th{background:#eee;text-align:center}th:first-child{text-align:left}\
+th.group{background:#e2e8f0}\
 tbody tr:nth-child(even){background:#fafafa}\
 details{margin:0.8em 0}summary{cursor:pointer;color:#555}\
 figure{margin:1.2em 0}figcaption{color:#444;margin-top:0.3em}img{max-width:100%;image-rendering:pixelated}";
@@ -256,12 +267,13 @@ mod tests {
         assert!(html.contains("<title>Case &lt;1&gt;</title>"));
         assert!(html.contains("<p>Dice &amp; HD95.</p>\n<p>Second paragraph.</p>"));
         assert!(html.contains("<pre>a  | b\n1  | 2</pre>"));
-        assert!(html.contains("<tr><td>edema</td><td>0.91</td></tr>"));
+        assert!(html.contains("<tr><td>edema</td><td class=\"n\">0.91</td></tr>"));
         assert!(html.contains(
             "<thead><tr><th colspan=\"1\"></th><th colspan=\"2\" class=\"group\">WT</th></tr>\
              <tr><th>case</th><th>Dice</th><th>HD95</th></tr></thead>"
         ));
-        assert!(html.contains("<tr><td>a&lt;b</td><td>0.5</td><td>3.00</td></tr>"));
+        assert!(html
+            .contains("<tr><td>a&lt;b</td><td class=\"n\">0.5</td><td class=\"n\">3.00</td></tr>"));
         assert!(html.contains(
             "<details><summary>config.json</summary><pre>{&quot;a&quot;: 1}</pre></details>"
         ));
