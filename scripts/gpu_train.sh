@@ -7,32 +7,45 @@
 #   scripts/pack_gpu_train.sh             # -> gpu-data/train/: brainseg.xz + brats16.tar.xz (sizes printed)
 # First call (device `run` tool; the working tree, ~10 MB, travels too: 64 MiB in all):
 #   run(command="bash scripts/gpu_train.sh", carry=["gpu-data/train"], timeout_s=600)
-# It returns $OUT: state.tar.xz.00[, .01 ...] (checkpoint + run files), best.safetensors,
-# metrics.csv, curves.png, train.log. To continue (a second call resumes from the checkpoint):
-#   mkdir -p gpu-data/prev && cp <files_at>/* gpu-data/prev/      # here, before the call
-#   run(command="bash scripts/gpu_train.sh gpu-data/prev", carry=["gpu-data/train", "gpu-data/prev"],
+# It returns $OUT: state.tar.xz.00..02 (checkpoint + run files, ~35 MB: the nnU-Net network at 16 base
+# filters is 19 MB of weights and SGD keeps as much again), best.safetensors (19 MB), metrics.csv,
+# curves.png, train.log (7 files, ~55 MB: within the 8 files / 64 MiB a call returns).
+# Measured budget of the first call: working tree 9.9 MiB + brats16.tar.xz 29.3 MiB + brainseg.xz
+# ~11-12 MiB (the CPU build: 30.9 MiB -> 11.8 MiB; the CUDA build is about as large) = ~51 MiB.
+# To continue in a second call (the script resumes a previous run folder given as $1):
+#   mkdir -p gpu-data/prev && cp <files_at>/state.tar.xz.* gpu-data/prev/     # here, before the call
+#   run(command="EPOCHS=16 bash scripts/gpu_train.sh gpu-data/prev", carry=["gpu-data/train", "gpu-data/prev"],
 #       timeout_s=600)
-# (a resumed call carries ~10-20 MB more: run scripts/pack_gpu_train.sh's size check with PREV=gpu-data/prev).
-#
+# BUT at these sizes it does not fit: 51 MiB + 35 MiB of state > 64 MiB (PREV=gpu-data/prev
+# scripts/pack_gpu_train.sh checks). It fits with fewer carried cases or a smaller network
+# (BASE_FILTERS=8: ~9 MiB of state); the CPU dry run exercises it. Without best.safetensors in the
+# previous folder, the resumed run saves a new one only when an epoch beats the earlier best
+# (progress keeps the best Dice): keep the first call's file otherwise.
 # Recipe: --recipe nnunet (nnU-Net's network: instance norm, strided-conv down, transposed-conv up,
 # LeakyReLU, deep supervision; SGD Nesterov 0.01 + poly; Dice + BCE on WT/TC/ET; nnU-Net's
 # augmentation) at the bundled model's sizes: 16 base filters, depth 4, patch 128x128x32, batch 2.
 # An epoch is STEPS steps (500 ~ a minute on an H200 at ~0.1 s/step) + validation + checkpoint;
-# EPOCHS is the whole schedule across calls (poly decays over it), the time limit cuts each call.
+# EPOCHS is the whole poly schedule (8: one call of ~8 one-minute epochs anneals to the end; raise
+# it on the first call when more calls are planned); the time limit cuts each call.
 #
 # Variables (defaults for the GPU): BACKEND=cuda TIME_LIMIT=500 (seconds of training, counted from
 # the start of `brainseg train`; the call's limit is 600 s and unpacking takes ~10 s) STEPS=500
-# EPOCHS=16 PATCH=128,128,32 BATCH=2 BASE_FILTERS=16 VALID_PATCHES=4 CASES (first N cases only;
+# EPOCHS=8 PATCH=128,128,32 BATCH=2 BASE_FILTERS=16 VALID_PATCHES=4 CASES (first N cases only;
 # empty = all) CARRY=gpu-data/train WORK=/tmp/brainseg-gpu-train (fixed: config.json records the
-# data path, which must be the same when resuming). For a CPU dry run: BACKEND=cpu TIME_LIMIT=120
-# STEPS=2 PATCH=32,32,16 BASE_FILTERS=4 CASES=2 OUT=/tmp/out bash scripts/gpu_train.sh
+# data path, which must be the same when resuming). CPU dry run (3 cases packed with the CPU binary:
+#   CONVERT_BIN=target/release/brainseg GPU_BIN=target/release/brainseg DEST=/tmp/gpu-dry/train \
+#     CASES=Brats18_2013_11_1,Brats18_2013_20_1,Brats18_2013_2_1 scripts/pack_gpu_train.sh
+#   BACKEND=cpu TIME_LIMIT=60 STEPS=20 EPOCHS=1000 PATCH=32,32,16 BASE_FILTERS=4 CASES=2 VALID_PATCHES=1 \
+#     CARRY=/tmp/gpu-dry/train WORK=/tmp/gpu-dry/work OUT=/tmp/gpu-dry/out1 bash scripts/gpu_train.sh
+#   then the same with TIME_LIMIT=30 OUT=/tmp/gpu-dry/out2 ... scripts/gpu_train.sh /tmp/gpu-dry/prev
+#   (prev holding out1's state.tar.xz.* and best.safetensors).
 set -u
 cd "$(dirname "$0")/.."
 prev=${1:-}
 BACKEND=${BACKEND:-cuda}
 TIME_LIMIT=${TIME_LIMIT:-500}
 STEPS=${STEPS:-500}
-EPOCHS=${EPOCHS:-16}
+EPOCHS=${EPOCHS:-8}
 PATCH=${PATCH:-128,128,32}
 BATCH=${BATCH:-2}
 BASE_FILTERS=${BASE_FILTERS:-16}
@@ -42,6 +55,7 @@ CARRY=${CARRY:-gpu-data/train}
 WORK=${WORK:-/tmp/brainseg-gpu-train}
 OUT=${OUT:-$PWD/gpu-train-out}
 mkdir -p "$OUT" "$WORK"
+export BRAINSEG_CACHE=${BRAINSEG_CACHE:-$WORK/cache}   # decoded cases, beside the run
 started=$(date +%s)
 say() { echo "=== $* (+$(($(date +%s) - started))s)"; }
 
@@ -155,7 +169,7 @@ cfg = __import__("json").loads((run / "config.json").read_text())
 steps = cfg["steps_per_epoch"]
 print(f"state: {len(blob) / 2**20:.1f} MiB in {-(-len(blob) // part)} part(s)")
 print(f"epochs done: {len(rows)} of {cfg['epochs']} = {len(rows) * steps} steps of batch {cfg['sampling']['batch_size']}")
-for r in rows:
+for r in rows[-5:]:
     print(f"  epoch {r['epoch']}: train loss {float(r['train_loss']):.4f}, valid Dice WT {r['dice_wt'] or '-'} "
           f"TC {r['dice_tc'] or '-'} ET {r['dice_et'] or '-'} mean {float(r['dice_mean']):.4f} ({r['seconds']} s)")
 if rows:
