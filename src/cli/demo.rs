@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub cases: Option<usize>,
     /// Synthetic volume shape x,y,z [96,96,64].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub shape: Option<Vec<usize>>,
     /// Training epochs (about 10 s each on 2 cores with the defaults) [10].
     #[arg(long)]
@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     pub steps_per_epoch: Option<usize>,
     /// Patch (and tile) size x,y,z; each side divisible by 4 [64,64,32].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub patch: Option<Vec<usize>>,
     /// Filters of the U-Net's first level (the notebook's model has 32) [8].
     #[arg(long)]

@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "input")]
     pub notebook: bool,
     /// Input patch x,y,z for shapes and GFLOP [default: the model's tile].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub patch: Option<Vec<usize>>,
     /// Filters of the first level (with --notebook).
     #[arg(long, requires = "notebook")]

@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     pub blend: Option<f32>,
     /// Point x,y,z (canonical voxel indices) for the comparison picture; default: the tumour's centre.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub point: Option<Vec<usize>>,
     /// Skip the GIF (the slowest and largest picture).
     #[arg(long)]

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t)]
     pub recipe: Recipe,
     /// Patch size x,y,z (each divisible by 2^(depth-1)) [recipe cpu: 128,128,32; notebook: 160,160,16].
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub patch: Option<Vec<usize>>,
     /// Patches per step [recipe].
     #[arg(long)]

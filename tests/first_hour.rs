@@ -1,0 +1,118 @@
+//! What a new user meets in the first hour: prediction folders that say where they came from,
+//! numberings read back or guessed aloud, decoded cases shared between runs, and progress that
+//! reads well in a log file.
+mod common;
+
+use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
+use common::text;
+use serde_json::Value;
+use std::path::Path;
+
+/// A tiny labelled dataset and a model trained on it in a second.
+fn dataset_and_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("data");
+    let config = SyntheticConfig {
+        shape: [32, 32, 16],
+        ..SyntheticConfig::default()
+    };
+    write_dataset(&data, 3, &config, 11).unwrap();
+    let run = dir.join("run");
+    brainseg_ok!(
+        "train", "-i", &data, "-o", &run, "--patch", "16,16,8", "--depth", "2",
+        "--base-filters", "2", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1",
+        "--valid-patches", "1"
+    );
+    (data, run.join("best.safetensors"))
+}
+
+#[test]
+fn predictions_record_their_model_and_refuse_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, model) = dataset_and_model(dir.path());
+    let out = dir.path().join("pred");
+    brainseg_ok!("predict", "-i", &data, "-o", &out, "--model", &model, "--labels", "brats");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(out.join("predictions.json")).unwrap()).unwrap();
+    assert_eq!(record["numbering"], "Brats");
+    assert_eq!(record["model"], model.display().to_string());
+    // FNV-1a 64 of the model file's bytes, computed here independently.
+    let bytes = std::fs::read(&model).unwrap();
+    let fnv = bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    assert_eq!(record["model_fingerprint"], format!("{fnv:016x}"));
+    let cases = record["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 3, "a time for each case: {record}");
+    // The same folder with other options (another numbering) is refused, and nothing changes.
+    let before = std::fs::read(out.join("predictions.json")).unwrap();
+    let refused = brainseg!("predict", "-i", &data, "-o", &out, "--model", &model);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("another model or other options"));
+    assert_eq!(std::fs::read(out.join("predictions.json")).unwrap(), before);
+    // evaluate reads the numbering from the record: BraTS maps scored right without a flag.
+    let scored = brainseg!("evaluate", "-i", &out, "--truth", &data);
+    assert!(scored.status.success(), "{}", text(&scored.stderr));
+    assert!(!text(&scored.stderr).contains("warning"), "{}", text(&scored.stderr));
+}
+
+#[test]
+fn a_numbering_that_cannot_be_told_is_guessed_aloud() {
+    let dir = tempfile::tempdir().unwrap();
+    // Labels 0, 1 and 2 only: MSD and BraTS both allow them.
+    let labels = ndarray::Array3::from_shape_fn((8, 8, 8), |(x, _, _)| (x % 3) as u8);
+    let file = dir.path().join("case.nii.gz");
+    brainseg_volume::write_label(&file, &labels, &common::geometry([8, 8, 8])).unwrap();
+    let out = brainseg!("evaluate", "-i", &file, "--truth", &file);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("neither label 3 nor 4"), "{stderr}");
+    // Told, it says nothing.
+    let told = brainseg!(
+        "evaluate", "-i", &file, "--truth", &file, "--pred-labels", "msd", "--truth-labels", "msd"
+    );
+    assert!(!text(&told.stderr).contains("neither label 3 nor 4"));
+}
+
+#[test]
+fn a_second_run_reuses_the_decoded_cases_and_logs_plain_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let data = dir.path().join("data");
+    let config = SyntheticConfig {
+        shape: [32, 32, 16],
+        ..SyntheticConfig::default()
+    };
+    write_dataset(&data, 3, &config, 5).unwrap();
+    let train = |run: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_brainseg"))
+            .args(["train", "--patch", "16,16,8", "--depth", "2", "--base-filters", "2"])
+            .args(["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1"])
+            .args(["--valid-patches", "1", "-i"])
+            .arg(&data)
+            .arg("-o")
+            .arg(dir.path().join(run))
+            .env("BRAINSEG_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = train("run1");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let entries = |suffix: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().to_string_lossy().ends_with(suffix))
+            .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let decoded = entries(".f32");
+    assert_eq!(decoded.len(), 3, "one entry per case");
+    let second = train("run2");
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(entries(".f32"), decoded, "the second run decoded nothing again");
+    assert!(!dir.path().join("run2").join("cache").exists(), "no cache of its own");
+    // Standard error is not a terminal here: an epoch is one plain line, no bar drawing.
+    let log = text(&second.stderr);
+    assert!(log.lines().any(|l| l.starts_with("epoch   1: train loss")), "{log}");
+    assert!(!log.contains('\r') && !log.contains("\u{1b}["), "no terminal control codes: {log:?}");
+}
