@@ -636,11 +636,6 @@ mod time_limit_tests {
             let millis = millis.clone();
             move || Duration::from_millis(millis.load(Ordering::SeqCst))
         };
-        let tick = |event: TrainEvent| {
-            if matches!(event, TrainEvent::Epoch(_)) {
-                millis.fetch_add(10_000, Ordering::SeqCst);
-            }
-        };
         // Epoch 1 starts at 0 s (no estimate yet), epoch 2 at 10 s (10 + 10 <= 25), epoch 3
         // would start at 20 s and end at 30 s > 25 s: not started.
         let limited = train_with_clock(
@@ -649,7 +644,11 @@ mod time_limit_tests {
             &device,
             Some(Duration::from_secs(25)),
             clock,
-            tick,
+            |event| {
+                if matches!(event, TrainEvent::Epoch(_)) {
+                    millis.fetch_add(10_000, Ordering::SeqCst);
+                }
+            },
         )
         .unwrap();
         assert_eq!(limited.trained, 2);

@@ -52,7 +52,7 @@ fn a_crop_keeps_every_voxel_at_its_world_position_in_any_orientation() {
         assert!(d < 1e-4, "voxel {index:?} moved {d} mm");
     }
     // The qform moves with the crop too (readers that prefer it see the same world).
-    let mut qform_only = |geometry: &Geometry| {
+    let qform_only = |geometry: &Geometry| {
         let mut q = geometry.clone();
         q.header.sform_code = 0;
         q
@@ -71,7 +71,7 @@ fn the_nonzero_box_covers_image_and_label_with_its_margin() {
     label[[12, 9, 4]] = 2;
     assert_eq!(nonzero_box(&image, &label, 0), ([5, 6, 3], [13, 10, 5]));
     assert_eq!(nonzero_box(&image, &label, 4), ([1, 2, 0], [17, 14, 9]));
-    assert_eq!(nonzero_box(&image, &label, 9), ([0, 0, 0], [20, 20, 10]));
+    assert_eq!(nonzero_box(&image, &label, 9), ([0, 0, 0], [20, 19, 10]));
     let empty = Array4::<f32>::zeros((4, 20, 20, 10));
     assert_eq!(
         nonzero_box(&empty, &Array3::zeros((20, 20, 10)), 2),
