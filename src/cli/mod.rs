@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod cache;
+mod cohort;
 mod convert;
 mod demo;
 mod evaluate;
@@ -37,6 +38,8 @@ pub enum Command {
     Train(train::Args),
     /// Segment whole scans: label maps (and probabilities) in the source geometry.
     Predict(predict::Args),
+    /// A cohort predicted in parts (`predict --part K/N`, e.g. a Slurm array): status.
+    Cohort(cohort::Args),
     /// Score predicted label maps against ground truth: Dice, sensitivity, specificity, HD95.
     Evaluate(evaluate::Args),
     /// Draw a case: labelled slice grid, GIF, patch view, ground truth beside prediction.
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Cohort(args) => cohort::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Show(args) => show::run(args),
         Command::Report(args) => report::run(args),

@@ -14,6 +14,7 @@
 //! through [`Progress`], and every failure is an [`Error`] naming the file or case.
 
 pub mod bench;
+pub mod cohort;
 pub mod demo;
 mod device;
 mod error;

@@ -1,4 +1,6 @@
 //! Segmenting whole scans: one case, or every case of a dataset into a prediction folder.
+use crate::cohort::{self, CaseStatus, Manifest, ManifestEntry, Part};
+use crate::input::{looks_skull_stripped, CaseSource};
 use crate::layout::PredictionLayout;
 use crate::model::{EnsemblePredictor, LoadedModel};
 use crate::progress::Progress;
@@ -9,12 +11,11 @@ use brainseg_infer::{
     InferenceConfig,
 };
 use brainseg_model::Device;
-use crate::input::{looks_skull_stripped, CaseSource};
 use brainseg_volume::{write_label, write_probabilities, Case};
 use ndarray::{Array3, Array4};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How probabilities become labels.
@@ -68,9 +69,12 @@ pub fn segment_case(
         networks: &model.networks,
         device,
     };
-    let probs = predict_probabilities(&mut predictor, case.image.view(), inference, |done, total| {
-        progress.advance("tiles", done, total, &case.id)
-    })?;
+    let probs = predict_probabilities(
+        &mut predictor,
+        case.image.view(),
+        inference,
+        |done, total| progress.advance("tiles", done, total, &case.id),
+    )?;
     progress.finish("tiles");
     let mut label_map = decode_labels(probs.view(), model.targets(), labels.threshold)?;
     if labels.min_component > 0 {
@@ -101,11 +105,23 @@ pub struct CaseOutcome {
     pub seconds: f64,
 }
 
-/// Every case of a dataset: the ones written and the ones that failed (with why).
+/// Every case of a dataset: the ones written, the ones that failed (with why), and the ones left
+/// as they were because they were done before (with `--part`).
 #[derive(Debug, Default)]
 pub struct PredictOutcome {
     pub written: Vec<CaseOutcome>,
     pub failed: Vec<(String, Error)>,
+    pub skipped: Vec<String>,
+}
+
+/// How a dataset is run: whole, or one part of it (see [`crate::cohort`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Only this part's share of the cases; it skips the cases done before (listed in a record of
+    /// the folder, outputs in place), records into its own file and writes a manifest.
+    pub part: Option<Part>,
+    /// With a part: segment its cases again even when they are done.
+    pub overwrite: bool,
 }
 
 /// Segments every case into `out`, case by case: a failing case is reported and the others go on.
@@ -117,18 +133,81 @@ pub fn predict_cases(
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<PredictOutcome> {
+    let all: Vec<&CaseSource> = cases.iter().collect();
+    run_cases(
+        &all,
+        model,
+        options,
+        &RunOptions::default(),
+        out,
+        device,
+        progress,
+    )
+}
+
+/// Segments one part's share of `cases` (all of them without a part) into `out`: cases done
+/// before are skipped (unless `run.overwrite`); each case's record is written only after its
+/// files are renamed into place, so a part killed at any moment leaves no case counted as done
+/// that is not complete, and running it again finishes the rest.
+pub fn predict_part(
+    cases: &[CaseSource],
+    model: &LoadedModel,
+    options: &PredictOptions,
+    run: &RunOptions,
+    out: &PredictionLayout,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<PredictOutcome> {
+    let all: Vec<&CaseSource> = cases.iter().collect();
+    let mine = match run.part {
+        Some(part) => part.select(all, |c| c.id()),
+        None => all,
+    };
+    run_cases(&mine, model, options, run, out, device, progress)
+}
+
+fn run_cases(
+    cases: &[&CaseSource],
+    model: &LoadedModel,
+    options: &PredictOptions,
+    run: &RunOptions,
+    out: &PredictionLayout,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<PredictOutcome> {
     options.inference.validate()?;
     options.labels.validate()?;
-    let inputs: Vec<PathBuf> = cases.iter().flat_map(CaseSource::files).collect();
+    let inputs: Vec<PathBuf> = cases.iter().flat_map(|c| c.files()).collect();
     crate::guard::refuse_input_folder(out.path(), &inputs)?;
     std::fs::create_dir_all(out.path()).map_err(|e| {
         brainseg_volume::Error::at(out.path(), format!("cannot create the output folder: {e}"))
     })?;
-    let mut provenance = Provenance::start(out, model, options)?;
+    let record = match run.part {
+        Some(part) => part.record(out),
+        None => out.provenance(),
+    };
+    let mut provenance = Provenance::start(out, &record, model, options)?;
+    let done = match run.part {
+        Some(_) if !run.overwrite => cohort::done_cases(out, options.probabilities)?,
+        _ => Default::default(),
+    };
+    let mut manifest = run.part.map(|part| Manifest::new(part.manifest(out)));
     let mut outcome = PredictOutcome::default();
     let total = cases.len();
     for (index, source) in cases.iter().enumerate() {
         progress.advance("cases", index, total, source.id());
+        if done.contains(source.id()) {
+            if let Some(manifest) = &mut manifest {
+                manifest.push(ManifestEntry {
+                    case: source.id().to_string(),
+                    status: CaseStatus::Skipped,
+                    seconds: 0.0,
+                    error: None,
+                })?;
+            }
+            outcome.skipped.push(source.id().to_string());
+            continue;
+        }
         let started = Instant::now();
         let result = (|| -> Result<CaseOutcome> {
             let case = source.load()?;
@@ -166,12 +245,32 @@ pub fn predict_cases(
         })();
         match result {
             Ok(case) => {
+                // Only now, with the files renamed into place, is the case done.
                 provenance.cases.insert(case.case.clone(), case.seconds);
-                provenance.write(out)?;
+                provenance.write(&record)?;
+                if let Some(manifest) = &mut manifest {
+                    manifest.push(ManifestEntry {
+                        case: case.case.clone(),
+                        status: CaseStatus::Ok,
+                        seconds: case.seconds,
+                        error: None,
+                    })?;
+                }
                 outcome.written.push(case)
             }
             Err(error) => {
                 progress.warn(&format!("case {}: {error}", source.id()));
+                if provenance.cases.remove(source.id()).is_some() {
+                    provenance.write(&record)?;
+                }
+                if let Some(manifest) = &mut manifest {
+                    manifest.push(ManifestEntry {
+                        case: source.id().to_string(),
+                        status: CaseStatus::Failed,
+                        seconds: started.elapsed().as_secs_f64(),
+                        error: Some(error.to_string().replace('\n', " ")),
+                    })?;
+                }
                 outcome.failed.push((source.id().to_string(), error));
             }
         }
@@ -200,22 +299,54 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    /// Reads a folder's record, if it has one.
+    /// Reads a folder's record: `predictions.json`, or else the parts' records merged (the
+    /// settings of the first, the cases of all), if it has any.
     pub fn read(out: &PredictionLayout) -> Result<Option<Provenance>> {
-        let path = out.provenance();
-        match std::fs::read(&path) {
+        let mut records = cohort::records(out)?.into_iter();
+        let Some(first) = records.next() else {
+            return Ok(None);
+        };
+        let mut merged = first.provenance;
+        if first.part.is_some() {
+            for record in records {
+                merged.cases.extend(record.provenance.cases);
+            }
+        }
+        Ok(Some(merged))
+    }
+
+    /// Reads one record file, if it exists.
+    pub fn read_file(path: &Path) -> Result<Option<Provenance>> {
+        match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::invalid(format!("{}: not a brainseg prediction record: {e}", path.display()))
+                Error::invalid(format!(
+                    "{}: not a brainseg prediction record: {e}",
+                    path.display()
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(brainseg_volume::Error::at(&path, format!("cannot read: {e}")).into()),
+            Err(e) => Err(brainseg_volume::Error::at(path, format!("cannot read: {e}")).into()),
         }
     }
 
-    /// The record for this run, continuing the folder's own when the model and options are the
-    /// same; refuses a folder that holds predictions made otherwise.
-    fn start(out: &PredictionLayout, model: &LoadedModel, options: &PredictOptions) -> Result<Provenance> {
-        let mut record = Provenance {
+    /// Whether these predictions were made by the same model with the same options.
+    fn same_as(&self, other: &Provenance) -> bool {
+        self.model_fingerprint == other.model_fingerprint
+            && self.numbering == other.numbering
+            && self.inference == other.inference
+            && self.labels == other.labels
+    }
+
+    /// The record for this run at `record` (`predictions.json` or a part's), continuing its own
+    /// cases when the model and options are the same; refuses a folder any of whose records
+    /// holds predictions made otherwise.
+    fn start(
+        out: &PredictionLayout,
+        record: &Path,
+        model: &LoadedModel,
+        options: &PredictOptions,
+    ) -> Result<Provenance> {
+        let mut this = Provenance {
             brainseg_version: env!("CARGO_PKG_VERSION").to_string(),
             model: model.name.clone(),
             model_fingerprint: model.fingerprint.clone(),
@@ -225,27 +356,25 @@ impl Provenance {
             probabilities: options.probabilities,
             cases: BTreeMap::new(),
         };
-        if let Some(existing) = Provenance::read(out)? {
-            let same = existing.model_fingerprint == record.model_fingerprint
-                && existing.numbering == record.numbering
-                && existing.inference == record.inference
-                && existing.labels == record.labels;
-            if !same {
+        for existing in cohort::records(out)? {
+            if !existing.provenance.same_as(&this) {
                 return Err(Error::invalid(format!(
                     "{}: holds predictions made with another model or other options ({}, model {}); \
                      choose another output folder",
                     out.path().display(),
-                    out.provenance().display(),
-                    existing.model
+                    existing.path.display(),
+                    existing.provenance.model
                 )));
             }
-            record.cases = existing.cases;
+            if existing.path == record {
+                this.cases = existing.provenance.cases;
+            }
         }
-        Ok(record)
+        Ok(this)
     }
 
-    fn write(&self, out: &PredictionLayout) -> Result<()> {
+    fn write(&self, record: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("the record serialises") + "\n";
-        Ok(brainseg_volume::write_atomic(out.provenance(), json.as_bytes())?)
+        Ok(brainseg_volume::write_atomic(record, json.as_bytes())?)
     }
 }
