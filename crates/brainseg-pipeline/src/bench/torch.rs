@@ -79,11 +79,11 @@ pub(super) fn run_torch(
 }
 
 /// The script for `part`, its arguments, and the key of its timing in the output.
-fn script_arguments<'a>(
+fn script_arguments(
     part: Part,
     threads: usize,
-    config: &'a BenchConfig,
-) -> (&'a Path, Vec<String>, &'static str) {
+    config: &BenchConfig,
+) -> (&Path, Vec<String>, &'static str) {
     let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
     let mut arguments = vec![
         "--threads".to_string(),
