@@ -4,8 +4,9 @@
 use brainseg_volume::convert::{
     compact_copy, crop_geometry, nonzero_box, CompactOptions, QUANTISATION_FILE,
 };
-use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
-use brainseg_volume::{Dataset, Geometry, Layout, Orientation};
+use brainseg_volume::nifti_io::write_image;
+use brainseg_volume::synthetic::{generate_case, write_dataset, SyntheticConfig};
+use brainseg_volume::{write_label, Dataset, Geometry, Layout, MsdLayout, Orientation};
 use ndarray::{s, Array3, Array4};
 use std::path::PathBuf;
 
@@ -87,7 +88,27 @@ fn a_compact_copy_is_cropped_quantised_and_reads_as_msd() {
         shape: [48, 44, 24],
         ..SyntheticConfig::default()
     };
-    let ids = write_dataset(&src, 2, &config, 3).unwrap();
+    // Synthetic heads fill their volume: pad each with 6 zero voxels per side.
+    let layout = MsdLayout::new(&src);
+    layout.create_folders().unwrap();
+    let ids: Vec<String> = (1..=2).map(|i| format!("padded_{i:03}")).collect();
+    for (seed, id) in ids.iter().enumerate() {
+        let case = generate_case(&config, seed as u64 + 3, id);
+        let mut image = Array4::<f32>::zeros((4, 60, 56, 36));
+        image
+            .slice_mut(s![.., 6..54, 6..50, 6..30])
+            .assign(&case.image);
+        let mut label = Array3::<u8>::zeros((60, 56, 36));
+        label
+            .slice_mut(s![6..54, 6..50, 6..30])
+            .assign(case.label.as_ref().unwrap());
+        let geometry = Geometry::synthetic([60, 56, 36], [1.0, 1.0, 2.0]);
+        write_image(&layout.training_image(id), &image, &geometry, "int16").unwrap();
+        write_label(&layout.training_label(id), &label, &geometry).unwrap();
+    }
+    layout
+        .write_dataset_json("padded", "synthetic heads, padded", &ids, &[])
+        .unwrap();
     let out = dir.path().join("copy");
     let written = compact_copy(&src, &out, None, &CompactOptions::compact(), |_, _| {}).unwrap();
     assert_eq!(written.len(), 2);
@@ -107,10 +128,14 @@ fn a_compact_copy_is_cropped_quantised_and_reads_as_msd() {
         assert_eq!(info.crop_start, start);
         assert_eq!(info.cropped_shape, [0, 1, 2].map(|a| end[a] - start[a]));
         assert_eq!(after.geometry.canonical_shape(), info.cropped_shape);
-        let kept: usize = info.cropped_shape.iter().product();
+        // The head fills 6..54 x 6..50 x 6..30: the crop starts at 4 (margin 2) and is at most
+        // 2 voxels wider than the head on each side.
+        assert!(start.iter().all(|&i| i >= 4), "{id}: crop start {start:?}");
         assert!(
-            kept < 48 * 44 * 24,
-            "{id}: the crop {:?} keeps the whole volume",
+            info.cropped_shape[0] <= 52
+                && info.cropped_shape[1] <= 48
+                && info.cropped_shape[2] <= 28,
+            "{id}: the crop {:?} keeps the padding",
             info.cropped_shape
         );
         // Nothing non-zero was cut away.
