@@ -1,7 +1,7 @@
 //! `brainseg convert`: raw BraTS folders -> MSD Task01 layout; optionally a compact training copy.
 use super::progress::Reporter;
 use anyhow::Result;
-use brainseg_pipeline::Progress;
+use brainseg_pipeline::{input::convert_dicom, Progress};
 use brainseg_volume::convert::{compact_copy, to_msd, CompactOptions, QUANTISATION_FILE};
 use std::path::PathBuf;
 
@@ -74,23 +74,10 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     if args.dicom {
-        let converted = brainseg_dicom::convert_study(&args.input, &args.output)?;
-        let mut failed = 0;
-        for series in &converted {
-            match &series.outcome {
-                Ok(path) => println!("wrote {}", path.display()),
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("warning: series {}: {e}", series.info.name)
-                }
-            }
-        }
-        if failed > 0 {
-            anyhow::bail!(
-                "{failed} of {} series could not be converted",
-                converted.len()
-            );
-        }
+        let written = convert_dicom(&args.input, &args.output, &mut Reporter::new())?;
+        written
+            .iter()
+            .for_each(|p| println!("wrote {}", p.display()));
         return Ok(());
     }
     let Some(options) = args.compact_options() else {

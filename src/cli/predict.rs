@@ -20,7 +20,7 @@ pub struct Args {
     pub input: PathBuf,
     /// The DICOM series for each modality by series number, when their descriptions do not say
     /// (`brainseg info <study>` lists them): flair=N,t1=N,t1ce=N,t2=N.
-    #[arg(long, value_parser = parse_series)]
+    #[arg(long, value_parser = brainseg_pipeline::input::parse_series)]
     pub series: Option<[i64; 4]>,
     /// Output folder: <case>.nii.gz label maps (and <case>_probabilities.nii.gz with --probabilities).
     #[arg(short, long)]
@@ -151,35 +151,4 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `flair=N,t1=N,t1ce=N,t2=N` (any order) -> series numbers in the order FLAIR, T1w, T1Gd, T2w.
-fn parse_series(text: &str) -> Result<[i64; 4], String> {
-    let names = ["flair", "t1", "t1ce", "t2"];
-    let mut numbers = [None; 4];
-    for part in text.split(',') {
-        let (name, number) = part
-            .split_once('=')
-            .ok_or_else(|| format!("{part:?}: expected name=number"))?;
-        let slot = names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| format!("{name:?}: expected one of flair, t1, t1ce, t2"))?;
-        numbers[slot] = Some(
-            number
-                .trim()
-                .parse()
-                .map_err(|_| format!("{number:?}: not a series number"))?,
-        );
-    }
-    let missing: Vec<&str> = names
-        .iter()
-        .zip(numbers)
-        .filter(|(_, n)| n.is_none())
-        .map(|(name, _)| *name)
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!("missing {}", missing.join(", ")));
-    }
-    Ok(numbers.map(|n| n.expect("checked")))
 }

@@ -43,7 +43,10 @@ where
         // A backtrace would be printed only on a panic; asking for one makes a panic impossible to miss.
         .env("RUST_BACKTRACE", "1")
         // Runs share decoded cases in the test's own cache, not the user's.
-        .env("BRAINSEG_CACHE", std::env::temp_dir().join("brainseg-test-cache"))
+        .env(
+            "BRAINSEG_CACHE",
+            std::env::temp_dir().join("brainseg-test-cache"),
+        )
         .output()
         .expect("the brainseg binary runs")
 }

@@ -125,8 +125,12 @@ pub fn describe(path: &Path) -> Result<Info> {
                 format!("channel {c}")
             };
             let data = image.data.index_axis(Axis(0), c);
-            info.volumes
-                .push(volume_info(&name, data, &image.geometry, &image.source_dtype));
+            info.volumes.push(volume_info(
+                &name,
+                data,
+                &image.geometry,
+                &image.source_dtype,
+            ));
         }
         return Ok(info);
     }
@@ -179,4 +183,105 @@ pub fn describe(path: &Path) -> Result<Info> {
         }
     }
     Ok(info)
+}
+
+impl Info {
+    /// The description as a table people read (the JSON form is the struct itself).
+    pub fn to_table(&self) -> String {
+        let info = self;
+        use std::fmt::Write;
+        let mut out = String::new();
+        macro_rules! put {
+            () => { out.push('\n') };
+            ($($t:tt)*) => {{ let _ = writeln!(out, $($t)*); }};
+        }
+        put!("{}", info.path);
+        if let Some(layout) = &info.layout {
+            put!("layout: {layout}, {} case(s)", info.cases.len());
+            if info.cases.len() > 1 {
+                for id in &info.cases {
+                    put!("  {id}");
+                }
+            }
+        }
+        if !info.series.is_empty() {
+            put!(
+                "{:>6} {:<28} {:<9} {:<16} {:<20} {:<8} problem",
+                "number",
+                "description",
+                "plane",
+                "size",
+                "spacing (mm)",
+                "guess"
+            );
+            for s in &info.series {
+                let [c, r, z, v] = s.size;
+                let [sx, sy, sz] = s.spacing_mm;
+                let size = if v > 1 {
+                    format!("{c}x{r}x{z}x{v}")
+                } else {
+                    format!("{c}x{r}x{z}")
+                };
+                let number = s.number.map_or("-".into(), |n| n.to_string());
+                let description: String = s.description.chars().take(28).collect();
+                put!(
+                    "{number:>6} {description:<28} {:<9} {size:<16} {:<20} {:<8} {}",
+                    s.orientation,
+                    format!("{sx:.2} x {sy:.2} x {sz:.2}"),
+                    s.modality,
+                    s.problem.as_deref().unwrap_or("")
+                );
+            }
+        }
+        if !info.volumes.is_empty() {
+            put!();
+            put!(
+                "{:<10} {:<16} {:<8} {:<24} {:<6} {:>12} {:>12} {:>14}",
+                "volume",
+                "shape",
+                "dtype",
+                "spacing (mm)",
+                "orient",
+                "min",
+                "max",
+                "mean (nonzero)"
+            );
+            for v in &info.volumes {
+                let shape: Vec<String> = v.shape.iter().map(|s| s.to_string()).collect();
+                let [sx, sy, sz] = v.spacing_mm;
+                put!(
+                    "{:<10} {:<16} {:<8} {:<24} {:<6} {:>12.4} {:>12.4} {:>14.4}",
+                    v.name,
+                    shape.join("x"),
+                    v.dtype,
+                    format!("{sx:.3} x {sy:.3} x {sz:.3}"),
+                    v.orientation,
+                    v.min,
+                    v.max,
+                    v.mean_nonzero
+                );
+            }
+        }
+        if !info.labels.is_empty() {
+            put!();
+            put!(
+                "{:<6} {:<22} {:>12} {:>9}",
+                "label",
+                "class (MSD numbering)",
+                "voxels",
+                "volume %"
+            );
+            let total: usize = info.labels.iter().map(|l| l.voxels).sum();
+            for l in &info.labels {
+                put!(
+                    "{:<6} {:<22} {:>12} {:>8.3}%",
+                    l.label,
+                    l.name,
+                    l.voxels,
+                    100.0 * l.voxels as f64 / total.max(1) as f64
+                );
+            }
+        }
+        out
+    }
 }

@@ -38,7 +38,11 @@ impl CaseSource {
     /// The files it is read from (never to be overwritten).
     pub fn files(&self) -> Vec<PathBuf> {
         match self {
-            CaseSource::Files(case) => case.image_files().into_iter().chain(case.label.clone()).collect(),
+            CaseSource::Files(case) => case
+                .image_files()
+                .into_iter()
+                .chain(case.label.clone())
+                .collect(),
             CaseSource::Dicom { study, picked, .. } => picked
                 .iter()
                 .flat_map(|&i| study.series[i].files.clone())
@@ -108,4 +112,60 @@ pub fn looks_skull_stripped(case: &Case) -> bool {
     let flair = case.image.index_axis(ndarray::Axis(0), 0);
     let nonzero = flair.iter().filter(|&&v| v != 0.0).count();
     (nonzero as f64) < 0.5 * flair.len() as f64
+}
+
+/// `flair=N,t1=N,t1ce=N,t2=N` (any order) -> series numbers in the order FLAIR, T1w, T1Gd, T2w.
+pub fn parse_series(text: &str) -> std::result::Result<[i64; 4], String> {
+    let names = ["flair", "t1", "t1ce", "t2"];
+    let mut numbers = [None; 4];
+    for part in text.split(',') {
+        let (name, number) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected name=number"))?;
+        let slot = names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| format!("{name:?}: expected one of flair, t1, t1ce, t2"))?;
+        numbers[slot] = Some(
+            number
+                .trim()
+                .parse()
+                .map_err(|_| format!("{number:?}: not a series number"))?,
+        );
+    }
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(numbers)
+        .filter(|(_, n)| n.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing {}", missing.join(", ")));
+    }
+    Ok(numbers.map(|n| n.expect("checked")))
+}
+
+/// Writes each series of a DICOM study as NIfTI in `out`; a series that fails is reported and the
+/// others go on. Returns the files written; an error when any series failed.
+pub fn convert_dicom(
+    study: &Path,
+    out: &Path,
+    progress: &mut dyn crate::Progress,
+) -> Result<Vec<PathBuf>> {
+    let converted = brainseg_dicom::convert_study(study, out)?;
+    let mut written = vec![];
+    for series in &converted {
+        match &series.outcome {
+            Ok(path) => written.push(path.clone()),
+            Err(e) => progress.warn(&format!("series {}: {e}", series.info.name)),
+        }
+    }
+    if written.len() < converted.len() {
+        return Err(Error::invalid(format!(
+            "{} of {} series could not be converted",
+            converted.len() - written.len(),
+            converted.len()
+        )));
+    }
+    Ok(written)
 }
