@@ -21,22 +21,43 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
     layout.create_folders()?;
     let mut training = Vec::new();
     let mut test = Vec::new();
-    for case_ref in &dataset.cases {
+    // Files this conversion created: removed again when a later case fails, so a failed
+    // conversion leaves no partial output (files that were there before are left alone).
+    let mut created = Vec::new();
+    let mut write_case = |case_ref: &CaseRef| -> Result<()> {
         let dtype = stored_dtype(case_ref)?;
         let case = case_ref.load()?;
+        let mut record = |path: &Path| {
+            if !path.exists() {
+                created.push(path.to_path_buf());
+            }
+        };
         match &case.label {
             Some(label) => {
                 let image = layout.training_image(&case.id);
+                let label_path = layout.training_label(&case.id);
+                record(&image);
+                record(&label_path);
                 write_image(&image, &case.image, &case.geometry, &dtype)?;
-                write_label(&layout.training_label(&case.id), label, &case.geometry)?;
+                write_label(&label_path, label, &case.geometry)?;
                 training.push(case.id.clone());
             }
             None => {
                 let image = layout.test_image(&case.id);
+                record(&image);
                 write_image(&image, &case.image, &case.geometry, &dtype)?;
                 test.push(case.id.clone());
             }
         }
+        Ok(())
+    };
+    let written: Result<()> = dataset.cases.iter().try_for_each(&mut write_case);
+    drop(write_case);
+    if let Err(e) = written {
+        for path in &created {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
     }
     layout.write_dataset_json(
         "BRATS",
