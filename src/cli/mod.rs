@@ -87,20 +87,6 @@ pub fn three(values: &[usize], flag: &str) -> Result<[usize; 3]> {
         .map_err(|_| anyhow::anyhow!("{flag} needs 3 sizes x,y,z"))
 }
 
-/// Peak resident memory of this process (Linux), for reports.
-pub fn peak_memory() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.2} GiB", kb / (1024.0 * 1024.0)))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),

@@ -132,7 +132,8 @@ pub fn run(args: Args) -> Result<()> {
         outcome.written.len(),
         args.out.display(),
         args.labels.name(),
-        super::peak_memory()
+        brainseg_pipeline::bench::timing::peak_memory_gib()
+            .map_or("unknown".into(), |g| format!("{g:.2} GiB"))
     );
     if let Some(part) = args.part {
         println!(

@@ -22,12 +22,15 @@ impl Reporter {
     fn bar(&mut self, what: &str, total: usize) -> &ProgressBar {
         if self.bar.as_ref().is_none_or(|(w, _)| w != what) {
             self.clear();
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 // {wide_msg} takes what is left of the line, so the bar never wraps.
-                ProgressStyle::with_template("{prefix:>8} [{bar:25}] {pos}/{len} ETA {eta} {wide_msg}")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:25}] {pos}/{len} ETA {eta} {wide_msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             bar.set_prefix(what.to_string());
             self.bar = Some((what.to_string(), bar));
@@ -76,6 +79,10 @@ impl Progress for Reporter {
 
     fn warn(&mut self, message: &str) {
         self.line(&format!("warning: {message}"));
+    }
+
+    fn failed(&mut self, message: &str) {
+        self.line(&format!("error: {message}"));
     }
 
     fn training(&mut self, event: &TrainEvent) {

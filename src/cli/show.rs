@@ -68,11 +68,12 @@ pub fn run(args: Args) -> Result<()> {
             Convention::Radiological
         },
         overlay,
-        point: args
-            .point
-            .as_deref()
-            .map(|p| super::three(p, "--point"))
-            .transpose()?,
+        point: match args.point.as_deref().map(|p| super::three(p, "--point")) {
+            Some(Ok(p)) if p.iter().zip([x, y, z]).any(|(i, n)| *i >= n) => {
+                bail!("--point {p:?} is outside the volume {:?}", [x, y, z])
+            }
+            point => point.transpose()?,
+        },
         gif: !args.no_gif,
     };
     let truth_source = match (&args.label, &truth) {

@@ -181,7 +181,7 @@ pub fn evaluate(
                 metrics,
             }),
             Err(e) => {
-                progress.warn(&format!("case {id}: {e}"));
+                progress.failed(&format!("case {id}: {e}"));
                 failed.push((id.clone(), e));
             }
         }

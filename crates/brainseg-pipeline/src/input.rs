@@ -157,7 +157,7 @@ pub fn convert_dicom(
     for series in &converted {
         match &series.outcome {
             Ok(path) => written.push(path.clone()),
-            Err(e) => progress.warn(&format!("series {}: {e}", series.info.name)),
+            Err(e) => progress.failed(&format!("series {}: {e}", series.info.name)),
         }
     }
     if written.len() < converted.len() {

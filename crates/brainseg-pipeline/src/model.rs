@@ -33,7 +33,7 @@ impl LoadedModel {
         match path {
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(|e| {
-                    Error::Input(brainseg_volume::Error::at(path, format!("cannot read: {e}")))
+                    Error::Input(brainseg_volume::Error::at(path, format!("cannot read the checkpoint: {e}")))
                 })?;
                 let file = model_file::load(path, device)?;
                 Ok(LoadedModel {

@@ -11,6 +11,10 @@ pub trait Progress: Send {
     fn finish(&mut self, _what: &str) {}
     /// Something the user should know that does not stop the work.
     fn warn(&mut self, _message: &str) {}
+    /// One item (a case, a series) failed; the others go on.
+    fn failed(&mut self, message: &str) {
+        self.warn(message)
+    }
     /// One event of a training run.
     fn training(&mut self, _event: &TrainEvent) {}
 }

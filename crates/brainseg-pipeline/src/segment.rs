@@ -259,7 +259,7 @@ fn run_cases(
                 outcome.written.push(case)
             }
             Err(error) => {
-                progress.warn(&format!("case {}: {error}", source.id()));
+                progress.failed(&format!("case {}: {error}", source.id()));
                 if provenance.cases.remove(source.id()).is_some() {
                     provenance.write(&record)?;
                 }

@@ -20,7 +20,7 @@
 mod gpu;
 mod layers;
 mod parts;
-mod timing;
+pub mod timing;
 mod torch;
 
 pub use gpu::{run_gpu, GpuBenchReport, GpuCheck, GpuTiming, IterationSummary};

@@ -91,7 +91,8 @@ pub(crate) fn reset_peak_memory() -> bool {
 }
 
 /// The process's peak resident memory (VmHWM) in GiB (Linux).
-pub(crate) fn peak_memory_gib() -> Option<f64> {
+/// Peak resident memory of this process in GiB (Linux VmHWM).
+pub fn peak_memory_gib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
         .lines()
