@@ -57,10 +57,6 @@ impl Fixture {
     }
 }
 
-fn os(p: impl Into<OsString>) -> OsString {
-    p.into()
-}
-
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
@@ -826,9 +822,7 @@ fn kinds() -> Vec<Kind> {
             )
         }),
         // ---- training
-        kind!(
-            "train on a bad dataset, then retried once it is fixed",
-            |f| {
+        kind!("train on a bad dataset, then retried once it is fixed", bug: TRAIN_PROGRESS, |f| {
                 let data = f.path("data");
                 write_brats_case(&data, "Brats_a_1", TRAIN_SHAPE);
                 let broken = write_brats_case(&data, "Brats_b_1", TRAIN_SHAPE);
@@ -850,13 +844,10 @@ fn kinds() -> Vec<Kind> {
             let a = train_args(&data, &run_dir, ["16", "14", "8"], "3");
             run(a, &["16x14x8", "multiple of 4"])
         }),
-        kind!("train with a patch larger than the cases", |f| {
-            let data = f.path("data");
-            write_brats_case(&data, "Brats_a_1", TRAIN_SHAPE);
-            write_brats_case(&data, "Brats_b_1", TRAIN_SHAPE);
-            let run_dir = f.path("run");
-            let a = train_args(&data, &run_dir, ["64", "64", "32"], "2");
-            run(a, &["64x64x32"])
+        kind!("train on a data folder that does not exist", |f| {
+            let data = f.path("no_data");
+            let a = train_args(&data, &f.path("run"), ["16", "16", "8"], "2");
+            run(a, &[&s(&data), "path does not exist"])
         }),
         kind!("train with a patch that is not three numbers", bug: CLAP, |f| {
             let data = f.path("data");
