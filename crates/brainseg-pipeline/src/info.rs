@@ -2,7 +2,7 @@
 //! label counts.
 use crate::Result;
 use brainseg_core::{Class, MODALITIES};
-use brainseg_volume::{read_image, Dataset, Geometry, ImageSource, Layout};
+use brainseg_volume::{read_image, Dataset, Geometry, ImageSource};
 use ndarray::{Array3, ArrayView3, Axis};
 use serde::Serialize;
 use std::path::Path;
@@ -91,10 +91,13 @@ fn label_counts(label: &Array3<u8>) -> Vec<LabelCount> {
         .collect()
 }
 
-fn layout_name(layout: Layout) -> &'static str {
+/// The layout in words, from its name in the JSON ("Msd", "Brats", "Dicom").
+fn layout_name(layout: &str) -> &str {
     match layout {
-        Layout::Msd => "MSD (dataset.json, 4-D images)",
-        Layout::Brats => "BraTS (a folder per case)",
+        "Msd" => "MSD (dataset.json, 4-D images)",
+        "Brats" => "BraTS (a folder per case)",
+        "Dicom" => "DICOM study",
+        other => other,
     }
 }
 
@@ -144,7 +147,7 @@ pub fn describe(path: &Path) -> Result<Info> {
             if study.series.is_empty() {
                 return Err(error.into());
             }
-            info.layout = Some("DICOM study".into());
+            info.layout = Some("Dicom".into());
             info.series = study
                 .series
                 .iter()
@@ -166,7 +169,7 @@ pub fn describe(path: &Path) -> Result<Info> {
             return Ok(info);
         }
     };
-    info.layout = Some(layout_name(dataset.layout).to_string());
+    info.layout = Some(format!("{:?}", dataset.layout));
     info.cases = dataset.cases.iter().map(|c| c.id.clone()).collect();
     if let [case_ref] = dataset.cases.as_slice() {
         let case = case_ref.load()?;
@@ -197,7 +200,7 @@ impl Info {
         }
         put!("{}", info.path);
         if let Some(layout) = &info.layout {
-            put!("layout: {layout}, {} case(s)", info.cases.len());
+            put!("layout: {}, {} case(s)", layout_name(layout), info.cases.len());
             if info.cases.len() > 1 {
                 for id in &info.cases {
                     put!("  {id}");
