@@ -188,11 +188,11 @@ pub fn evaluate(
     }
     progress.finish("cases");
     if rows.is_empty() {
-        let ids: Vec<_> = failed.iter().map(|(id, _)| id.as_str()).collect();
+        // Nothing scored: the reasons themselves, so the one error line names file and problem.
+        let reasons: Vec<String> = failed.iter().map(|(_, e)| e.to_string()).collect();
         return Err(Error::invalid(format!(
-            "{} case(s) could not be scored: {}",
-            failed.len(),
-            ids.join(", ")
+            "no case could be scored: {}",
+            reasons.join("; ")
         )));
     }
     Ok(Evaluation {

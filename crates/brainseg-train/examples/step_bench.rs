@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let steps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let warmup: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let batch: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2);
     let size: [usize; 3] = size
         .try_into()
-        .map_err(|_| anyhow::anyhow!("size needs 3 numbers"))?;
+        .map_err(|_| "size needs 3 numbers")?;
 
     let old = UNet3dConfig {
         base_filters: 16,

@@ -1,7 +1,7 @@
 use super::*;
 use crate::augment::augment;
 use crate::resample::{affine_resample, gaussian_blur, rotation_scale_matrix};
-use crate::targets::region_targets;
+use crate::targets::{encode_targets, Targets};
 use ndarray::{arr1, Array3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,7 +16,7 @@ fn random_patch(seed: u64, c: usize, shape: (usize, usize, usize)) -> (Array4<f3
     let (x, y, z) = shape;
     let image = Array4::from_shape_fn((c, x, y, z), |_| r.random_range(-2.0f32..2.0));
     let label = Array3::from_shape_fn(shape, |_| r.random_range(0u8..4));
-    (image, region_targets(label.view()))
+    (image, encode_targets(Targets::Regions, label.view()))
 }
 
 fn close(a: f32, b: f64, tol: f64) -> bool {
