@@ -186,6 +186,7 @@ fn msd_dataset(
             &root.join(format!("labelsTr/{id}.nii.gz")),
             &label,
             &geometry(shape),
+            None,
         )
         .unwrap();
         training.push(serde_json::json!({
@@ -215,6 +216,7 @@ fn label_file(path: &Path, values: &Array3<u8>) {
         path,
         values,
         &geometry([values.dim().0, values.dim().1, values.dim().2]),
+        None,
     )
     .unwrap();
 }
@@ -620,7 +622,7 @@ fn kinds() -> Vec<Kind> {
             let mut g = geometry(SHAPE);
             g.header.srow_z[3] -= 50.0;
             g.header.quatern_z -= 50.0;
-            write_label(&seg, &brats_label(SHAPE), &g).unwrap();
+            write_label(&seg, &brats_label(SHAPE), &g, None).unwrap();
             run(args!["info", &case], &[&s(&seg), "50"])
         }),
         kind!("label and image of different shapes", |f| {
@@ -992,7 +994,7 @@ fn kinds() -> Vec<Kind> {
             let (labels, mut g) = brainseg_volume::read_label(&seg).unwrap();
             g.header.srow_y[3] += 50.0;
             g.header.quatern_y += 50.0;
-            write_label(&seg, &labels, &g).unwrap();
+            write_label(&seg, &labels, &g, None).unwrap();
             run(args!["info", &case], &[&s(&seg), "50"])
         }),
     ]

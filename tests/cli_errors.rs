@@ -88,7 +88,7 @@ fn info_on_image_and_label_of_different_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let case = write_brats_case(dir.path(), "Brats_test_1", [8, 6, 4]);
     let seg = case.join("Brats_test_1_seg.nii.gz");
-    write_label(&seg, &brats_label([8, 6, 5]), &geometry([8, 6, 5])).unwrap();
+    write_label(&seg, &brats_label([8, 6, 5]), &geometry([8, 6, 5]), None).unwrap();
     assert_one_line_error(
         &info(&case),
         &[
@@ -121,7 +121,7 @@ fn info_on_an_unknown_label_value() {
     let seg = case.join("Brats_test_1_seg.nii.gz");
     let mut label = brats_label([8, 6, 4]);
     label[[3, 2, 1]] = 5;
-    write_label(&seg, &label, &geometry([8, 6, 4])).unwrap();
+    write_label(&seg, &label, &geometry([8, 6, 4]), None).unwrap();
     assert_one_line_error(&info(&case), &[&show(&seg), "unknown label value 5"]);
 }
 
@@ -218,12 +218,14 @@ fn evaluate_a_prediction_of_another_shape() {
         &pred,
         &Array3::from_elem([8, 6, 4], 1),
         &geometry([8, 6, 4]),
+        None,
     )
     .unwrap();
     write_label(
         &truth,
         &Array3::from_elem([8, 6, 5], 1),
         &geometry([8, 6, 5]),
+        None,
     )
     .unwrap();
     let (json, csv) = (
@@ -253,7 +255,13 @@ fn convert_of_a_dataset_with_a_broken_case() {
     write_brats_case(&src, "Brats_a_1", [8, 6, 4]);
     let broken = write_brats_case(&src, "Brats_b_1", [8, 6, 4]);
     let seg = broken.join("Brats_b_1_seg.nii.gz");
-    write_label(&seg, &Array3::from_elem([8, 6, 4], 7), &geometry([8, 6, 4])).unwrap();
+    write_label(
+        &seg,
+        &Array3::from_elem([8, 6, 4], 7),
+        &geometry([8, 6, 4]),
+        None,
+    )
+    .unwrap();
     let out = dir.path().join("msd");
     let output = brainseg!("convert", &src, &out);
     assert_one_line_error(&output, &[&show(&seg), "unknown label value 7"]);

@@ -338,7 +338,12 @@ fn train_predict_evaluate_show_report_on_synthetic_data() {
         shown.contains("drawing the ground truth (the case's label map) and the prediction (from"),
         "show does not say what it drew:\n{shown}"
     );
-    for kind in ["grid_ground_truth", "grid_prediction", "patch", "comparison"] {
+    for kind in [
+        "grid_ground_truth",
+        "grid_prediction",
+        "patch",
+        "comparison",
+    ] {
         let png = std::fs::read(pictures.join(format!("{first}_{kind}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{kind} is not a PNG");
         assert!(shown.contains(&format!("{first}_{kind}.png")), "{shown}");

@@ -34,7 +34,7 @@ fn tiny_demo_writes_every_output() {
         "run/curves.png",
         "run/best.safetensors",
         "run/evaluation.json",
-        "predictions/synthetic_001.nii.gz",
+        "predictions/heldout_001.nii.gz",
         "report.html",
     ] {
         assert!(

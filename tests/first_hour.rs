@@ -18,9 +18,25 @@ fn dataset_and_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     write_dataset(&data, 3, &config, 11).unwrap();
     let run = dir.join("run");
     brainseg_ok!(
-        "train", "-i", &data, "-o", &run, "--patch", "16,16,8", "--depth", "2",
-        "--base-filters", "2", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1",
-        "--valid-patches", "1"
+        "train",
+        "-i",
+        &data,
+        "-o",
+        &run,
+        "--patch",
+        "16,16,8",
+        "--depth",
+        "2",
+        "--base-filters",
+        "2",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "1",
+        "--valid-patches",
+        "1"
     );
     (data, run.join("best.safetensors"))
 }
@@ -52,7 +68,24 @@ fn predictions_record_their_model_and_refuse_another() {
     // evaluate reads the numbering from the record: BraTS maps scored right without a flag.
     let scored = brainseg!("evaluate", "-i", &out, "--truth", &data);
     assert!(scored.status.success(), "{}", text(&scored.stderr));
-    assert!(!text(&scored.stderr).contains("warning"), "{}", text(&scored.stderr));
+    assert!(
+        !text(&scored.stderr).contains("warning"),
+        "{}",
+        text(&scored.stderr)
+    );
+    // Each map names its numbering in its header, so a copy on its own still tells it.
+    let map = out.join("synthetic_001.nii.gz");
+    let header = brainseg_volume::nifti_io::read_header(&map).unwrap();
+    let description = String::from_utf8_lossy(&header.descrip);
+    assert_eq!(
+        description.trim_end_matches('\0'),
+        "brainseg labels, BraTS numbering: 1 necrotic core, 2 edema, 4 enhancing"
+    );
+    // Colour tables for ITK-SNAP and 3D Slicer, in the folder's numbering (BraTS 4 = enhancing).
+    let slicer = std::fs::read_to_string(out.join("labels.ctbl")).unwrap();
+    assert!(slicer.contains("\n4 enhancing_tumour 0 0 255 255\n"), "{slicer}");
+    let itksnap = std::fs::read_to_string(out.join("labels.itksnap.txt")).unwrap();
+    assert!(itksnap.contains("ITK-SnAP Label Description File"), "{itksnap}");
 }
 
 #[test]
@@ -61,14 +94,22 @@ fn a_numbering_that_cannot_be_told_is_guessed_aloud() {
     // Labels 0, 1 and 2 only: MSD and BraTS both allow them.
     let labels = ndarray::Array3::from_shape_fn((8, 8, 8), |(x, _, _)| (x % 3) as u8);
     let file = dir.path().join("case.nii.gz");
-    brainseg_volume::write_label(&file, &labels, &common::geometry([8, 8, 8])).unwrap();
+    brainseg_volume::write_label(&file, &labels, &common::geometry([8, 8, 8]), None).unwrap();
     let out = brainseg!("evaluate", "-i", &file, "--truth", &file);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("neither label 3 nor 4"), "{stderr}");
     // Told, it says nothing.
     let told = brainseg!(
-        "evaluate", "-i", &file, "--truth", &file, "--pred-labels", "msd", "--truth-labels", "msd"
+        "evaluate",
+        "-i",
+        &file,
+        "--truth",
+        &file,
+        "--pred-labels",
+        "msd",
+        "--truth-labels",
+        "msd"
     );
     assert!(!text(&told.stderr).contains("neither label 3 nor 4"));
 }
@@ -85,8 +126,23 @@ fn a_second_run_reuses_the_decoded_cases_and_logs_plain_lines() {
     write_dataset(&data, 3, &config, 5).unwrap();
     let train = |run: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_brainseg"))
-            .args(["train", "--patch", "16,16,8", "--depth", "2", "--base-filters", "2"])
-            .args(["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1"])
+            .args([
+                "train",
+                "--patch",
+                "16,16,8",
+                "--depth",
+                "2",
+                "--base-filters",
+                "2",
+            ])
+            .args([
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--batch-size",
+                "1",
+            ])
             .args(["--valid-patches", "1", "-i"])
             .arg(&data)
             .arg("-o")
@@ -109,10 +165,23 @@ fn a_second_run_reuses_the_decoded_cases_and_logs_plain_lines() {
     assert_eq!(decoded.len(), 3, "one entry per case");
     let second = train("run2");
     assert!(second.status.success(), "{}", text(&second.stderr));
-    assert_eq!(entries(".f32"), decoded, "the second run decoded nothing again");
-    assert!(!dir.path().join("run2").join("cache").exists(), "no cache of its own");
+    assert_eq!(
+        entries(".f32"),
+        decoded,
+        "the second run decoded nothing again"
+    );
+    assert!(
+        !dir.path().join("run2").join("cache").exists(),
+        "no cache of its own"
+    );
     // Standard error is not a terminal here: an epoch is one plain line, no bar drawing.
     let log = text(&second.stderr);
-    assert!(log.lines().any(|l| l.starts_with("epoch   1: train loss")), "{log}");
-    assert!(!log.contains('\r') && !log.contains("\u{1b}["), "no terminal control codes: {log:?}");
+    assert!(
+        log.lines().any(|l| l.starts_with("epoch   1: train loss")),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\r') && !log.contains("\u{1b}["),
+        "no terminal control codes: {log:?}"
+    );
 }

@@ -49,6 +49,8 @@ impl Drop for Killed {
 /// returns stdout and the console lines it logged.
 fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<String>) {
     let profile = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let (stdout_path, stderr_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
     let mut child = Command::new(browser)
         .args([
             "--headless",
@@ -68,8 +70,10 @@ fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<Str
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Files, not pipes: the DOM and the log outgrow a pipe's buffer, and Chromium would block
+        // writing to a pipe nobody reads until it exits.
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("chromium starts");
     let start = Instant::now();
@@ -80,15 +84,14 @@ fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<Str
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&std::fs::read(&stderr_path).unwrap()).into_owned();
     let console = stderr
         .lines()
         .filter(|l| l.contains("CONSOLE"))
         .map(str::to_string)
         .collect();
     (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&std::fs::read(&stdout_path).unwrap()).into_owned(),
         console,
     )
 }
@@ -150,13 +153,27 @@ fn class_pixels(png: &Path, [x0, y0, w, h]: [usize; 4]) -> [usize; 3] {
     counts
 }
 
-fn check_screenshot(browser: &Path, url: &str, canvas: [usize; 4]) {
+fn check_screenshot(browser: &Path, url: &str, canvas: [usize; 4], extra: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("viewer.png");
-    let (_, console) = run_chromium(browser, url, &[format!("--screenshot={}", shot.display())]);
-    assert!(shot.is_file(), "no screenshot; console: {console:#?}");
-    let counts = class_pixels(&shot, canvas);
-    eprintln!("class-coloured pixels (edema, non-enhancing, enhancing): {counts:?}");
+    // Headless Chromium takes the screenshot when its virtual-time budget runs out, which
+    // sometimes comes before the served volumes are drawn (the --dump-dom run above proved they
+    // load): a blank canvas is retried twice before it counts as a failure.
+    let mut counts = [0; 3];
+    for attempt in 1..=3 {
+        let (_, console) = run_chromium(
+            browser,
+            url,
+            &[&[format!("--screenshot={}", shot.display())], extra].concat(),
+        );
+        assert!(shot.is_file(), "no screenshot; console: {console:#?}");
+        counts = class_pixels(&shot, canvas);
+        eprintln!("class-coloured pixels (edema, non-enhancing, enhancing): {counts:?}");
+        if counts != [0; 3] {
+            break;
+        }
+        eprintln!("note: screenshot {attempt} shows no overlay yet");
+    }
     if let Some(keep) = std::env::var_os("BRAINSEG_VIEWER_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
@@ -192,7 +209,7 @@ fn view_serves_the_case_with_its_ground_truth_to_chromium() {
     // Four modalities and the ground truth.
     let (dom, console) = run_chromium(&browser, &url, &["--dump-dom".into()]);
     let canvas = check_loaded(&dom, &console, "5");
-    check_screenshot(&browser, &url, canvas);
+    check_screenshot(&browser, &url, canvas, &[]);
 }
 
 #[test]
@@ -210,5 +227,62 @@ fn embedded_page_opens_from_disk() {
     let url = format!("file://{}", page.display());
     let (dom, console) = run_chromium(&browser, &url, &["--dump-dom".into()]);
     let canvas = check_loaded(&dom, &console, "5");
-    check_screenshot(&browser, &url, canvas);
+    check_screenshot(&browser, &url, canvas, &[]);
+}
+
+#[test]
+fn report_embeds_the_viewer_with_its_volumes() {
+    let Some(browser) = ready() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The case's own segmentation stands in for a prediction.
+    let predictions = dir.path().join("predictions");
+    std::fs::create_dir(&predictions).unwrap();
+    std::fs::copy(
+        format!("{CASE}/Brats18_2013_2_1_seg.nii.gz"),
+        predictions.join("Brats18_2013_2_1.nii.gz"),
+    )
+    .unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_brainseg"))
+        .arg("report")
+        .arg(&predictions)
+        .arg("--images")
+        .arg(CASE)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let report = predictions.join("report.html");
+    let megabytes = std::fs::metadata(&report).unwrap().len() as f64 / 1e6;
+    eprintln!("report with one viewer: {megabytes:.1} MB");
+    assert!(megabytes < 16.0, "{megabytes:.1} MB");
+    let url = format!("file://{}", report.display());
+    // Tall enough that the viewer's frame, below the predictions table, is on screen.
+    let tall = ["--window-size=1280,2000".to_string()];
+    let (dom, console) = run_chromium(
+        &browser,
+        &url,
+        &[&["--dump-dom".into()], &tall[..]].concat(),
+    );
+    assert_eq!(
+        body_attribute(&dom, "data-viewer-errors").as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        body_attribute(&dom, "data-viewers-loaded").as_deref(),
+        Some("1")
+    );
+    let errors: Vec<_> = console
+        .iter()
+        .filter(|l| l.contains("Uncaught") || l.contains(":ERROR:CONSOLE"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let canvas: Vec<usize> = body_attribute(&dom, "data-viewer-canvas")
+        .expect("the report gives the viewer's canvas rectangle")
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    check_screenshot(&browser, &url, canvas.try_into().unwrap(), &tall);
 }

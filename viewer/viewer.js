@@ -140,7 +140,16 @@
   const rect = canvas.getBoundingClientRect();
   body.dataset.canvas = [rect.left, rect.top, rect.width, rect.height].map(Math.round).join(',');
   document.title = config.title + ' (loaded)';
+  // Inside a report's frame: tell the report (it counts the viewers that have drawn).
+  if (window.parent !== window) {
+    const canvasRect = [rect.left, rect.top, rect.width, rect.height].map(Math.round);
+    window.parent.postMessage({ brainsegViewer: 'loaded', volumes: nv.volumes.length, canvas: canvasRect }, '*');
+  }
 })().catch((e) => {
-  document.body.dataset.errors = (document.body.dataset.errors ? document.body.dataset.errors + ' | ' : '') + String(e && e.message || e);
+  const error = String(e && e.message || e);
+  document.body.dataset.errors = (document.body.dataset.errors ? document.body.dataset.errors + ' | ' : '') + error;
   document.title += ' (failed)';
+  if (window.parent !== window) {
+    window.parent.postMessage({ brainsegViewer: 'failed', error }, '*');
+  }
 });

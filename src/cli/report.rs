@@ -10,9 +10,8 @@ pub struct Args {
     /// Where to write the page [default: <INPUT>/report.html].
     #[arg(short, long)]
     pub out: Option<PathBuf>,
-    /// Page title.
-    #[arg(long, default_value = "brainseg report")]
-    pub title: String,
+    #[command(flatten)]
+    pub options: brainseg_pipeline::report::ReportOptions,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -20,7 +19,7 @@ pub fn run(args: Args) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| brainseg_pipeline::layout::PredictionLayout::new(&args.dir).report());
-    brainseg_pipeline::report::build(&args.dir, &args.title)?.write(&out)?;
+    brainseg_pipeline::report::build(&args.dir, &args.options)?.write(&out)?;
     println!("wrote {}", out.display());
     Ok(())
 }

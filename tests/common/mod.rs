@@ -188,6 +188,7 @@ pub fn write_brats_case(dir: &Path, id: &str, shape: [usize; 3]) -> PathBuf {
         &folder.join(format!("{id}_seg.nii.gz")),
         &brats_label(shape),
         &geometry(shape),
+        None,
     )
     .expect("fixture label written");
     folder

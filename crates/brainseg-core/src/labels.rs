@@ -97,6 +97,26 @@ impl LabelNumbering {
         }
     }
 
+    /// What a label map written in this numbering says in its NIfTI header's 80-byte description,
+    /// so that it tells its own numbering wherever it is copied.
+    pub const fn header_description(self) -> &'static str {
+        match self {
+            LabelNumbering::Msd => {
+                "brainseg labels, MSD numbering: 1 edema, 2 non-enhancing, 3 enhancing"
+            }
+            LabelNumbering::Brats => {
+                "brainseg labels, BraTS numbering: 1 necrotic core, 2 edema, 4 enhancing"
+            }
+        }
+    }
+
+    /// The numbering a header description written by [`Self::header_description`] names.
+    pub fn from_header_description(description: &str) -> Option<LabelNumbering> {
+        [LabelNumbering::Msd, LabelNumbering::Brats]
+            .into_iter()
+            .find(|n| description.trim_end_matches('\0') == n.header_description())
+    }
+
     /// "MSD" or "BraTS", as people write them.
     pub const fn name(self) -> &'static str {
         match self {
@@ -108,6 +128,25 @@ impl LabelNumbering {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_descriptions_fit_nifti_and_name_their_numbering() {
+        use super::LabelNumbering::{Brats, Msd};
+        for n in [Msd, Brats] {
+            // NIfTI-1's descrip is 80 bytes, NUL-terminated.
+            assert!(n.header_description().len() < 80);
+            let padded = format!("{:\0<80}", n.header_description());
+            assert_eq!(
+                super::LabelNumbering::from_header_description(&padded),
+                Some(n)
+            );
+        }
+        assert_eq!(
+            super::LabelNumbering::from_header_description("FSL5.0"),
+            None
+        );
+        assert_eq!(super::LabelNumbering::from_header_description(""), None);
+    }
+
     use super::Class;
     use super::LabelNumbering::{Brats, Msd};
 

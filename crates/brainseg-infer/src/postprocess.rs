@@ -187,7 +187,11 @@ mod tests {
         // 3 enhancing voxels, 2 edema, 1 core.
         let mut labels = Array3::from_shape_vec((6, 1, 1), vec![3, 3, 3, 1, 1, 2]).unwrap();
         let kept = labels.clone();
-        assert_eq!(enhancing_to_necrosis_below(&mut labels, 3), 0, "3 is not below 3");
+        assert_eq!(
+            enhancing_to_necrosis_below(&mut labels, 3),
+            0,
+            "3 is not below 3"
+        );
         assert_eq!(labels, kept);
         assert_eq!(enhancing_to_necrosis_below(&mut labels, 4), 3);
         assert_eq!(labels.into_raw_vec_and_offset().0, vec![2, 2, 2, 1, 1, 2]);

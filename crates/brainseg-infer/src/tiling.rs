@@ -418,7 +418,10 @@ mod tests {
         let zeros = Array4::<f32>::zeros((3, 20, 20, 10));
         let got = predict_probabilities(&mut model, zeros.view(), &cropped, |_, _| {}).unwrap();
         assert!(got.iter().all(|&v| v == 0.0));
-        assert!(model.batch_sizes.is_empty(), "no tile of an empty image runs");
+        assert!(
+            model.batch_sizes.is_empty(),
+            "no tile of an empty image runs"
+        );
         // Two voxels at opposite corners of a 48 x 48 x 8 box: of its 3 x 3 x 1 tiles of 16 x 16 x 8,
         // only the two corner tiles hold anything.
         let mut sparse = Array4::<f32>::zeros((3, 48, 48, 8));

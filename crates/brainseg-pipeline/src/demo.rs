@@ -5,13 +5,16 @@ use crate::layout::PredictionLayout;
 use crate::model::LoadedModel;
 use crate::pictures::{draw_case, PictureOptions};
 use crate::progress::Progress;
+use crate::report::{viewer_section, ReportOptions};
 use crate::segment::{segment_case, LabelOptions};
 use crate::{device, Backend, Error, Result};
-use brainseg_core::Targets;
+use brainseg_core::{LabelNumbering, Targets};
 use brainseg_infer::{InferenceConfig, Tiling};
 use brainseg_metrics::{CaseMetrics, CaseRow, Summary};
 use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
-use brainseg_train::{train, LossKind, Optimizer, RunLayout, SamplingConfig, Schedule, TrainConfig};
+use brainseg_train::{
+    train, LossKind, Optimizer, RunLayout, SamplingConfig, Schedule, TrainConfig,
+};
 use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use brainseg_visualize::write_atomic;
 use brainseg_volume::synthetic::{write_dataset, write_named_dataset, SyntheticConfig};
@@ -124,7 +127,10 @@ pub fn run(config: &DemoConfig, progress: &mut dyn Progress) -> Result<DemoOutco
         Some(data) => {
             let split = Dataset::open(data)?.split(config.seed, 0.8);
             let id = split.valid.first().cloned().ok_or_else(|| {
-                Error::invalid(format!("{}: the dataset needs at least 2 cases", data.display()))
+                Error::invalid(format!(
+                    "{}: the dataset needs at least 2 cases",
+                    data.display()
+                ))
             })?;
             (data.clone(), data.clone(), id)
         }
@@ -193,7 +199,12 @@ pub fn run(config: &DemoConfig, progress: &mut dyn Progress) -> Result<DemoOutco
         brainseg_volume::Error::at(predictions.path(), format!("cannot create: {e}"))
     })?;
     let label_map = predictions.label_map(&heldout);
-    write_label(&label_map, &labels, &case.geometry)?;
+    write_label(
+        &label_map,
+        &labels,
+        &case.geometry,
+        Some(LabelNumbering::Msd),
+    )?;
 
     // 4. Evaluate against the held-out ground truth.
     progress.stage("[4/5] evaluating");
@@ -221,7 +232,16 @@ pub fn run(config: &DemoConfig, progress: &mut dyn Progress) -> Result<DemoOutco
         &PictureOptions::default(),
     )?;
     let report = out.join("report.html");
-    crate::report::build(run.path(), "brainseg demo")?.write(&report)?;
+    let options = ReportOptions {
+        title: "brainseg demo".into(),
+        ..ReportOptions::default()
+    };
+    let mut page = crate::report::build(run.path(), &options)?;
+    // The interactive viewer of the held-out case, where NiiVue was built in (npm at build time).
+    if brainseg_viewer::niivue_bundle().is_ok() {
+        page = page.section(viewer_section(&[(case.clone(), Some(labels.clone()))])?);
+    }
+    page.write(&report)?;
     Ok(DemoOutcome {
         data,
         run,

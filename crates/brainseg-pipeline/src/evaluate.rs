@@ -1,11 +1,11 @@
 //! Predicted label maps against ground truth, matched by case id, scored per case and aggregated.
+use crate::layout::PredictionLayout;
 use crate::layout::{case_id_of_label_file, is_nifti, PROBABILITIES_SUFFIX};
 use crate::progress::Progress;
+use crate::segment::Provenance;
 use crate::{Error, Result};
 use brainseg_core::{Class, LabelNumbering};
 use brainseg_metrics::{patch::SensSpec, CaseMetrics, CaseRow, HausdorffConvention, Summary};
-use crate::layout::PredictionLayout;
-use crate::segment::Provenance;
 use brainseg_volume::{read_label_msd, Dataset, MsdLabelMap};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,9 +51,8 @@ pub fn label_files(
         Some(given) => Some(given),
         None => Provenance::read(&PredictionLayout::new(path))?.map(|p| p.numbering),
     };
-    let entries = std::fs::read_dir(path).map_err(|e| {
-        Error::invalid(format!("{}: cannot list the folder: {e}", path.display()))
-    })?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| Error::invalid(format!("{}: cannot list the folder: {e}", path.display())))?;
     let mut files = BTreeMap::new();
     for entry in entries {
         let file = entry
@@ -108,17 +107,17 @@ pub fn evaluate(
     hd95: HausdorffConvention,
     progress: &mut dyn Progress,
 ) -> Result<Evaluation> {
-    let pairs: Vec<(String, LabelFile, LabelFile)> =
-        if predictions.len() == 1 && truths.len() == 1 {
-            let (id, p) = predictions.iter().next().expect("one");
-            let t = truths.values().next().expect("one");
-            vec![(id.clone(), p.clone(), t.clone())]
-        } else {
-            predictions
-                .iter()
-                .filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone())))
-                .collect()
-        };
+    let pairs: Vec<(String, LabelFile, LabelFile)> = if predictions.len() == 1 && truths.len() == 1
+    {
+        let (id, p) = predictions.iter().next().expect("one");
+        let t = truths.values().next().expect("one");
+        vec![(id.clone(), p.clone(), t.clone())]
+    } else {
+        predictions
+            .iter()
+            .filter_map(|(id, p)| truths.get(id).map(|t| (id.clone(), p.clone(), t.clone())))
+            .collect()
+    };
     if pairs.is_empty() {
         return Err(Error::invalid(
             "no predicted case matches a ground-truth case by name",

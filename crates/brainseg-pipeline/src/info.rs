@@ -200,7 +200,11 @@ impl Info {
         }
         put!("{}", info.path);
         if let Some(layout) = &info.layout {
-            put!("layout: {}, {} case(s)", layout_name(layout), info.cases.len());
+            put!(
+                "layout: {}, {} case(s)",
+                layout_name(layout),
+                info.cases.len()
+            );
             if info.cases.len() > 1 {
                 for id in &info.cases {
                     put!("  {id}");

@@ -21,11 +21,17 @@ impl PredictionLayout {
     }
     /// `<case>_probabilities.nii.gz`: the model's output channels, f32, 4-D.
     pub fn probabilities(&self, case: &str) -> PathBuf {
-        self.root.join(format!("{case}{PROBABILITIES_SUFFIX}.nii.gz"))
+        self.root
+            .join(format!("{case}{PROBABILITIES_SUFFIX}.nii.gz"))
     }
     /// What made the predictions: brainseg version, model, options, numbering, per-case seconds.
     pub fn provenance(&self) -> PathBuf {
         self.root.join("predictions.json")
+    }
+    /// `labels.itksnap.txt` (ITK-SNAP) and `labels.ctbl` (3D Slicer), without their extensions:
+    /// the colours and names of the label values of every map in the folder.
+    pub fn colour_tables(&self) -> PathBuf {
+        self.root.join("labels")
     }
     pub fn evaluation_json(&self) -> PathBuf {
         self.root.join("evaluation.json")
@@ -70,6 +76,9 @@ mod tests {
     fn case_ids_drop_extensions_and_seg_suffixes() {
         assert_eq!(case_id_of_label_file(Path::new("a/B_1.nii.gz")), "B_1");
         assert_eq!(case_id_of_label_file(Path::new("B_1_seg.nii")), "B_1");
-        assert_eq!(case_id_of_label_file(Path::new("BraTS-GLI-1-seg.nii.gz")), "BraTS-GLI-1");
+        assert_eq!(
+            case_id_of_label_file(Path::new("BraTS-GLI-1-seg.nii.gz")),
+            "BraTS-GLI-1"
+        );
     }
 }

@@ -33,7 +33,10 @@ impl LoadedModel {
         match path {
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(|e| {
-                    Error::Input(brainseg_volume::Error::at(path, format!("cannot read the checkpoint: {e}")))
+                    Error::Input(brainseg_volume::Error::at(
+                        path,
+                        format!("cannot read the checkpoint: {e}"),
+                    ))
                 })?;
                 let file = model_file::load(path, device)?;
                 Ok(LoadedModel {
@@ -49,7 +52,8 @@ impl LoadedModel {
 
     #[cfg(bundled_model)]
     fn bundled(device: &Device) -> Result<LoadedModel> {
-        let unpack = |e: std::io::Error| Error::invalid(format!("cannot unpack the bundled model: {e}"));
+        let unpack =
+            |e: std::io::Error| Error::invalid(format!("cannot unpack the bundled model: {e}"));
         let tmp = tempfile::NamedTempFile::new().map_err(unpack)?;
         std::fs::write(tmp.path(), BUNDLED).map_err(unpack)?;
         let file = model_file::load(tmp.path(), device)?;
@@ -242,7 +246,13 @@ mod tests {
         });
         let alone: Vec<Array5<f32>> = networks
             .iter()
-            .map(|model| ModelPredictor { model, device: &device }.predict(batch.view()))
+            .map(|model| {
+                ModelPredictor {
+                    model,
+                    device: &device,
+                }
+                .predict(batch.view())
+            })
             .collect();
         assert!(alone[0] != alone[1], "two seeds, two models");
         let mean = (&alone[0] + &alone[1]) / 2.0;
@@ -252,7 +262,10 @@ mod tests {
         }
         .predict(batch.view());
         let largest = (&together - &mean).iter().fold(0f32, |m, v| m.max(v.abs()));
-        assert!(largest < 1e-6, "ensemble differs from the mean by {largest}");
+        assert!(
+            largest < 1e-6,
+            "ensemble differs from the mean by {largest}"
+        );
         // One member: exactly that member's output.
         let single = EnsemblePredictor {
             networks: &networks[..1],

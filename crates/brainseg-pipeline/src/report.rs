@@ -11,11 +11,40 @@ use brainseg_infer::Tiling;
 use brainseg_metrics::{MetricStats, Summary};
 use brainseg_train::RunLayout;
 use brainseg_visualize::{HtmlReport, Section};
+use brainseg_volume::{read_label_msd, Case, Dataset};
+use ndarray::Array3;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// What a report shows beyond the folder's own files (the command line's flags, with `clap`).
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct ReportOptions {
+    /// Page title.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "brainseg report"))]
+    pub title: String,
+    /// The predicted cases' images (a dataset or case folder): cases found there get the
+    /// interactive viewer, volumes inside the page (~15 MB each)
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DATASET"))]
+    pub images: Option<PathBuf>,
+    /// How many cases get a viewer (with --images)
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3))]
+    pub viewers: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            title: "brainseg report".into(),
+            images: None,
+            viewers: 3,
+        }
+    }
+}
+
 /// The page for `dir`, a run folder or a prediction folder.
-pub fn build(dir: &Path, title: &str) -> Result<HtmlReport> {
+pub fn build(dir: &Path, options: &ReportOptions) -> Result<HtmlReport> {
+    let title = options.title.as_str();
     if !dir.is_dir() {
         return Err(Error::invalid(format!("{}: not a folder", dir.display())));
     }
@@ -35,6 +64,28 @@ pub fn build(dir: &Path, title: &str) -> Result<HtmlReport> {
     }
     if let Some(section) = prediction_section(&predictions)? {
         sections.push(section);
+    }
+    if let Some(images) = &options.images {
+        let numbering = Provenance::read(&predictions)?.map(|p| p.numbering);
+        let dataset = Dataset::open(images)?;
+        let mut cases = Vec::new();
+        for (id, map) in label_maps(&predictions).into_iter().take(options.viewers) {
+            let Some(source) = dataset.case(&id) else {
+                continue;
+            };
+            let case = source.load()?;
+            let (_, x, y, z) = case.image.dim();
+            let pred = read_label_msd(&map, numbering, Some([x, y, z]))?.labels;
+            cases.push((case, Some(pred)));
+        }
+        if cases.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: none of the cases of {} is there, so no viewer can show them",
+                images.display(),
+                dir.display()
+            )));
+        }
+        sections.push(viewer_section(&cases)?);
     }
     let evaluation = predictions.evaluation_json();
     if evaluation.is_file() {
@@ -227,8 +278,28 @@ fn epoch_column_name(column: &str) -> String {
 
 /// What made the predictions (from `predictions.json`) and a row per label map in the folder: seconds and
 /// tumour volumes. None when the folder has neither.
-fn prediction_section(layout: &PredictionLayout) -> Result<Option<Section>> {
-    let provenance = Provenance::read(layout)?;
+/// A "Viewer" section: each case in the interactive viewer (the four modalities, its ground truth
+/// when it has one, and the given prediction, in MSD numbering), all inside the page.
+pub fn viewer_section(cases: &[(Case, Option<Array3<u8>>)]) -> Result<Section> {
+    let mut section = Section::new("Viewer").text(
+        "Click or drag to move the crosshair, scroll to change slice, drag the 3-D view to turn it. \
+         Without WebGL2 each viewer shows three planes through the tumour instead.",
+    );
+    for (case, pred) in cases {
+        let html = brainseg_viewer::embedded_viewer_html(case, case.label.as_ref(), pred.as_ref())?;
+        let shown = match (&case.label, pred) {
+            (Some(_), Some(_)) => "ground truth and prediction",
+            (None, Some(_)) => "prediction",
+            (Some(_), None) => "ground truth",
+            (None, None) => "no label maps",
+        };
+        section = section.page(format!("{}: the four modalities, {shown}", case.id), html);
+    }
+    Ok(section)
+}
+
+/// The label maps of a prediction folder by case id, sorted (probability maps left out).
+fn label_maps(layout: &PredictionLayout) -> Vec<(String, PathBuf)> {
     let mut maps: Vec<(String, PathBuf)> = std::fs::read_dir(layout.path())
         .map(|entries| {
             entries
@@ -242,6 +313,12 @@ fn prediction_section(layout: &PredictionLayout) -> Result<Option<Section>> {
         .map(|path| (crate::layout::case_id_of_label_file(&path), path))
         .collect();
     maps.sort();
+    maps
+}
+
+fn prediction_section(layout: &PredictionLayout) -> Result<Option<Section>> {
+    let provenance = Provenance::read(layout)?;
+    let maps = label_maps(layout);
     if provenance.is_none() && maps.is_empty() {
         return Ok(None);
     }
@@ -604,6 +681,13 @@ mod tests {
     }
 
     /// A folder holding only what `predict` writes: two label maps and predictions.json.
+    fn titled(title: &str) -> ReportOptions {
+        ReportOptions {
+            title: title.into(),
+            ..ReportOptions::default()
+        }
+    }
+
     fn predictions_only() -> tempfile::TempDir {
         let folder = tempfile::tempdir().unwrap();
         let layout = PredictionLayout::new(folder.path());
@@ -612,11 +696,18 @@ mod tests {
         let mut labels = Array3::<u8>::zeros((8, 6, 5));
         labels.slice_mut(s![0..5, 0..2, 0]).fill(1);
         labels.slice_mut(s![6..8, 4..6, 4]).fill(3);
-        write_label(&layout.label_map("case_a"), &labels, &geometry).unwrap();
+        write_label(
+            &layout.label_map("case_a"),
+            &labels,
+            &geometry,
+            Some(LabelNumbering::Msd),
+        )
+        .unwrap();
         write_label(
             &layout.label_map("case_b"),
             &Array3::<u8>::zeros((8, 6, 5)),
             &geometry,
+            Some(LabelNumbering::Msd),
         )
         .unwrap();
         let record = Provenance {
@@ -640,7 +731,7 @@ mod tests {
     #[test]
     fn a_folder_of_predictions_alone_is_reported() {
         let folder = predictions_only();
-        let html = build(folder.path(), "predictions").unwrap().to_html();
+        let html = build(folder.path(), &titled("predictions")).unwrap().to_html();
         assert!(html.contains("<h2>Predictions</h2>"), "{html}");
         assert!(html.contains(
             "Model: models/unet_seed_epoch10.safetensors (fingerprint 0123456789abcdef)"
@@ -665,7 +756,7 @@ mod tests {
     #[test]
     fn an_empty_folder_has_nothing_to_report() {
         let folder = tempfile::tempdir().unwrap();
-        let error = build(folder.path(), "nothing").unwrap_err();
+        let error = build(folder.path(), &titled("nothing")).unwrap_err();
         assert!(error.to_string().contains("nothing to report"), "{error}");
     }
 
@@ -685,7 +776,7 @@ mod tests {
         }]);
         let layout = PredictionLayout::new(folder.path());
         std::fs::write(layout.evaluation_json(), summary.to_json()).unwrap();
-        let html = build(folder.path(), "evaluation").unwrap().to_html();
+        let html = build(folder.path(), &titled("evaluation")).unwrap().to_html();
         assert!(!html.contains("<pre>"), "no monospace block: {html}");
         assert!(html.contains("<th colspan=\"3\" class=\"group\">edema</th>"));
         assert!(html.contains("<th colspan=\"2\" class=\"group\">WT (whole tumour)</th>"));
@@ -725,7 +816,7 @@ mod tests {
             "shift": true, "shift_range": 0.2}}, "epochs": 10, "steps_per_epoch": 100,
             "learning_rate": 0.0001, "loss": "soft_dice", "seed": 7}"#;
         std::fs::write(folder.path().join("config.json"), config).unwrap();
-        let html = build(folder.path(), "run").unwrap().to_html();
+        let html = build(folder.path(), &titled("run")).unwrap().to_html();
         for expected in [
             row(&["Model depth (encoder levels)", "4"]),
             row(&["Patch size (voxels)", "160 x 160 x 16"]),

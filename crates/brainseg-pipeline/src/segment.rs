@@ -187,6 +187,7 @@ fn run_cases(
         None => out.provenance(),
     };
     let mut provenance = Provenance::start(out, &record, model, options)?;
+    brainseg_viewer::write_colour_tables(&out.colour_tables(), options.numbering)?;
     let done = match run.part {
         Some(_) if !run.overwrite => cohort::done_cases(out, options.probabilities)?,
         _ => Default::default(),
@@ -230,7 +231,12 @@ fn run_cases(
             let tumour_voxels = labels.iter().filter(|&&v| v > 0).count();
             let on_disk = labels.mapv(|v| options.numbering.from_msd(v));
             let label_map = out.label_map(&case.id);
-            write_label(&label_map, &on_disk, &case.geometry)?;
+            write_label(
+                &label_map,
+                &on_disk,
+                &case.geometry,
+                Some(options.numbering),
+            )?;
             if options.probabilities {
                 write_probabilities(&out.probabilities(&case.id), &probs, &case.geometry)?;
             }

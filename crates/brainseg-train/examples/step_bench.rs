@@ -25,9 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect())
         .unwrap_or(vec![128, 128, 32]);
     let batch: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let size: [usize; 3] = size
-        .try_into()
-        .map_err(|_| "size needs 3 numbers")?;
+    let size: [usize; 3] = size.try_into().map_err(|_| "size needs 3 numbers")?;
 
     let old = UNet3dConfig {
         base_filters: 16,

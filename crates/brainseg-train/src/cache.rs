@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 /// `~/.cache/brainseg/cases`; `None` when none of these can be found (the run folder's `cache/`
 /// is used then).
 pub fn shared_dir() -> Option<PathBuf> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("BRAINSEG_CACHE")
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("brainseg").join("cases")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("brainseg").join("cases")))
@@ -56,8 +60,9 @@ pub fn clear(dir: &Path) -> brainseg_volume::Result<u64> {
                 .extension()
                 .is_some_and(|x| x == "json" || x == "f32" || x == "u8");
             if known {
-                std::fs::remove_file(&path)
-                    .map_err(|e| brainseg_volume::Error::at(&path, format!("cannot remove: {e}")))?;
+                std::fs::remove_file(&path).map_err(|e| {
+                    brainseg_volume::Error::at(&path, format!("cannot remove: {e}"))
+                })?;
             }
         }
     }
@@ -74,7 +79,11 @@ mod tests {
         let b = vec![("/d/a.nii.gz".to_string(), 10, 6)];
         let z = Standardization::ZScoreBrain;
         assert_eq!(entry_key(&a, z), entry_key(&a.clone(), z));
-        assert_ne!(entry_key(&a, z), entry_key(&b, z), "a newer file is a new entry");
+        assert_ne!(
+            entry_key(&a, z),
+            entry_key(&b, z),
+            "a newer file is a new entry"
+        );
         assert_ne!(entry_key(&a, z), entry_key(&a, Standardization::SeedSlices));
         assert_eq!(entry_key(&a, z).len(), 16);
     }

@@ -106,7 +106,12 @@ fn read(
         .map_err(|e| Error::at(dir, format!("cannot read the model: {e:?}")))?;
     let model = UNet3d::new(config, seed, device)?
         .try_load_record(record)
-        .map_err(|e| Error::at(dir, format!("the checkpoint does not fit the run's model: {e:?}")))?;
+        .map_err(|e| {
+            Error::at(
+                dir,
+                format!("the checkpoint does not fit the run's model: {e:?}"),
+            )
+        })?;
     let optimizer = optimizer
         .load(dir.join("optimizer.bpk"))
         .map_err(|e| Error::at(dir, format!("cannot read optimiser state: {e:?}")))?;

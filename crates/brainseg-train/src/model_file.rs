@@ -35,7 +35,12 @@ pub fn load(path: &Path, device: &Device) -> Result<ModelFile> {
     let inference = checkpoint::read_metadata(path, CHECKPOINT_METADATA_KEY)?
         .map(|json| serde_json::from_str(&json))
         .transpose()
-        .map_err(|e| Error::at(path, format!("the inference settings in the file are unreadable: {e}")))?
+        .map_err(|e| {
+            Error::at(
+                path,
+                format!("the inference settings in the file are unreadable: {e}"),
+            )
+        })?
         .unwrap_or_default();
     Ok(ModelFile { model, inference })
 }

@@ -70,7 +70,14 @@ pub struct RunProgress {
 
 fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
     let shape = array.shape().to_vec();
-    let data = TensorData::new(array.as_standard_layout().iter().copied().collect::<Vec<f32>>(), shape);
+    let data = TensorData::new(
+        array
+            .as_standard_layout()
+            .iter()
+            .copied()
+            .collect::<Vec<f32>>(),
+        shape,
+    );
     Tensor::from_data(data, device)
 }
 
@@ -203,7 +210,9 @@ impl Trainer {
             ));
         }
         let [x, y, z] = config.sampling.patch.size;
-        config.model.check_input([config.model.in_channels, x, y, z])?;
+        config
+            .model
+            .check_input([config.model.in_channels, x, y, z])?;
         let source = Arc::new(open_data(&config, &layout, on_event)?);
         let valid_batches = source.validation_batches(
             &config.sampling,
@@ -326,8 +335,11 @@ impl Trainer {
             regions: [Counts::default(); 3],
         };
         for batch in &self.valid_batches {
-            let probs =
-                brainseg_model::predict::predict_batch(&self.model, batch.images.view(), &self.device)?;
+            let probs = brainseg_model::predict::predict_batch(
+                &self.model,
+                batch.images.view(),
+                &self.device,
+            )?;
             let (p, t) = (to_tensor(&probs, &plain), to_tensor(&batch.targets, &plain));
             validation.loss +=
                 loss::soft_dice_loss(p, t, loss::SEED_EPSILON).into_scalar::<f32>() as f64;
@@ -369,9 +381,18 @@ impl Trainer {
         let history = &self.progress.history;
         write_atomic(self.layout.metrics(), metrics_csv(history).as_bytes())?;
         let series: Vec<Series> = [
-            ("train loss", history.iter().map(|r| r.train_loss).collect::<Vec<_>>()),
-            ("valid soft Dice loss", history.iter().map(|r| r.valid_loss).collect()),
-            ("valid Dice (mean WT/TC/ET)", history.iter().map(|r| r.dice_mean).collect()),
+            (
+                "train loss",
+                history.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
+            ),
+            (
+                "valid soft Dice loss",
+                history.iter().map(|r| r.valid_loss).collect(),
+            ),
+            (
+                "valid Dice (mean WT/TC/ET)",
+                history.iter().map(|r| r.dice_mean).collect(),
+            ),
         ]
         .into_iter()
         .map(|(name, values)| Series::from_epochs(name.to_string(), &values))

@@ -61,26 +61,19 @@ pub fn slicer_text(numbering: LabelNumbering, file_name: &str) -> String {
     text
 }
 
-/// Writes `<name>.itksnap.txt` and `<name>.ctbl` beside the label map `<name>.nii[.gz]`, with the
-/// label values of `numbering`; returns their paths.
-pub fn write_colour_tables(
-    label_map_path: &Path,
-    numbering: LabelNumbering,
-) -> Result<[PathBuf; 2]> {
-    let file_name = label_map_path
+/// Writes `<stem>.itksnap.txt` (ITK-SNAP's label description file) and `<stem>.ctbl` (3D Slicer's
+/// colour table) with the label values of `numbering`; returns their paths.
+pub fn write_colour_tables(stem: &Path, numbering: LabelNumbering) -> Result<[PathBuf; 2]> {
+    let name = stem
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::at(label_map_path, "not a file name for a label map"))?;
-    let stem = file_name
-        .strip_suffix(".nii.gz")
-        .or_else(|| file_name.strip_suffix(".nii"))
-        .unwrap_or(file_name);
-    let itksnap = label_map_path.with_file_name(format!("{stem}.itksnap.txt"));
-    let slicer = label_map_path.with_file_name(format!("{stem}.ctbl"));
+        .ok_or_else(|| Error::at(stem, "not a file name for colour tables"))?;
+    let itksnap = stem.with_file_name(format!("{name}.itksnap.txt"));
+    let slicer = stem.with_file_name(format!("{name}.ctbl"));
     write_atomic(&itksnap, itksnap_text(numbering).as_bytes())?;
     write_atomic(
         &slicer,
-        slicer_text(numbering, &format!("{stem}.ctbl")).as_bytes(),
+        slicer_text(numbering, &format!("{name}.ctbl")).as_bytes(),
     )?;
     Ok([itksnap, slicer])
 }
@@ -138,16 +131,16 @@ mod tests {
     }
 
     #[test]
-    fn files_beside_the_label_map() {
+    fn files_named_after_the_stem() {
         let dir = tempfile::tempdir().unwrap();
-        let map = dir.path().join("BraTS_001.nii.gz");
-        let [itksnap, slicer] = write_colour_tables(&map, LabelNumbering::Msd).unwrap();
+        let stem = dir.path().join("BraTS_001");
+        let [itksnap, slicer] = write_colour_tables(&stem, LabelNumbering::Msd).unwrap();
         assert_eq!(itksnap, dir.path().join("BraTS_001.itksnap.txt"));
         assert_eq!(slicer, dir.path().join("BraTS_001.ctbl"));
         let text = std::fs::read_to_string(&slicer).unwrap();
         assert!(text.starts_with("# Color table file BraTS_001.ctbl\n# 4 values\n"));
         assert!(text.ends_with("3 enhancing_tumour 0 0 255 255\n"), "{text}");
-        let missing = write_colour_tables(&dir.path().join("no/such/map.nii"), LabelNumbering::Msd);
+        let missing = write_colour_tables(&dir.path().join("no/such/labels"), LabelNumbering::Msd);
         assert!(missing.is_err());
     }
 }

@@ -3,7 +3,11 @@ use crate::page::{build, Delivery, Layer};
 use brainseg_core::LabelNumbering;
 use brainseg_volume::{read_label_msd, Dataset, Error, Result};
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 const LICENCE: &str = include_str!("../../../viewer/LICENSE-niivue.txt");
 
@@ -24,10 +28,13 @@ pub struct ViewOptions {
     pub port: Option<u16>,
 }
 
+/// The page's files by URL path: content type and bytes.
+type Files = HashMap<String, (&'static str, Vec<u8>)>;
+
 /// A viewer ready to serve: the case is loaded and the port bound.
 pub struct Viewer {
-    server: tiny_http::Server,
-    files: HashMap<String, (&'static str, Vec<u8>)>,
+    listener: TcpListener,
+    files: Files,
     url: String,
     /// What is shown, for the command to print.
     pub summary: String,
@@ -76,7 +83,7 @@ impl Viewer {
             });
         }
         let page = build(&case, &layers, Delivery::Served)?;
-        let mut files: HashMap<String, (&'static str, Vec<u8>)> = page
+        let mut files: Files = page
             .files
             .into_iter()
             .map(|(name, bytes)| {
@@ -100,16 +107,12 @@ impl Viewer {
             ("text/plain; charset=utf-8", LICENCE.as_bytes().to_vec()),
         );
         let address = format!("127.0.0.1:{}", options.port.unwrap_or(0));
-        let server = tiny_http::Server::http(&address)
-            .map_err(|e| Error::msg(format!("cannot listen on {address}: {e}")))?;
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| Error::msg(format!("cannot listen on {address}: not an IP socket")))?;
+        let cannot = |e: std::io::Error| Error::msg(format!("cannot listen on {address}: {e}"));
+        let listener = TcpListener::bind(&address).map_err(cannot)?;
+        let port = listener.local_addr().map_err(cannot)?.port();
         let shown: Vec<&str> = layers.iter().map(|l| l.name).collect();
         Ok(Viewer {
-            server,
+            listener,
             files,
             url: format!("http://127.0.0.1:{port}/"),
             summary: format!(
@@ -130,27 +133,64 @@ impl Viewer {
     }
 
     /// Answers requests until the process is stopped (Ctrl-C).
+    ///
+    /// A thread per connection and one request per connection (`Connection: close`). tiny_http
+    /// was tried first: its pool of four threads each holds a browser's keep-alive connection,
+    /// and Chromium's fifth and sixth connections then wait forever (seen in the viewer test).
     pub fn serve(self) -> Result<()> {
-        for request in self.server.incoming_requests() {
-            let path = request
-                .url()
-                .split(['?', '#'])
-                .next()
-                .unwrap_or("/")
-                .to_string();
-            let response = match self.files.get(&path) {
-                Some((kind, bytes)) => tiny_http::Response::from_data(bytes.clone())
-                    .with_header(header("Content-Type", kind))
-                    .with_header(header("Cache-Control", "no-store")),
-                None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
-            };
-            // A browser that went away is not an error of the viewer.
-            let _ = request.respond(response);
+        let files = Arc::new(self.files);
+        for stream in self.listener.incoming() {
+            // A connection that failed to open is the browser's affair, not the viewer's.
+            let Ok(stream) = stream else { continue };
+            let files = Arc::clone(&files);
+            std::thread::spawn(move || {
+                // A browser that went away is not an error of the viewer.
+                let _ = answer(&stream, &files);
+            });
         }
         Ok(())
     }
 }
 
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+/// Reads one request from `stream` and sends the file it names (GET or HEAD), a 404 or a 405.
+fn answer(stream: &TcpStream, files: &Files) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // A request larger than this is not one of the page's.
+    let mut reader = BufReader::new(stream.take(64 * 1024));
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim_end().is_empty() {
+            break;
+        }
+    }
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("");
+    let path = words
+        .next()
+        .unwrap_or("/")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("/");
+    let (status, kind, body): (&str, &str, &[u8]) = match (method, files.get(path)) {
+        ("GET" | "HEAD", Some((kind, bytes))) => ("200 OK", kind, bytes),
+        ("GET" | "HEAD", None) => ("404 Not Found", "text/plain", b"not found"),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            b"method not allowed",
+        ),
+    };
+    let mut out = BufWriter::new(stream);
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        out.write_all(body)?;
+    }
+    out.flush()
 }

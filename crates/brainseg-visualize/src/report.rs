@@ -40,6 +40,8 @@ enum Block {
         mime: &'static str,
         bytes: Vec<u8>,
     },
+    /// A whole HTML page (an interactive viewer) in an inline frame, inside this file.
+    Page { caption: String, html: String },
 }
 
 impl HtmlReport {
@@ -69,7 +71,7 @@ impl HtmlReport {
             }
             html += "</section>\n";
         }
-        html + "</body>\n</html>\n"
+        html + "<script>" + VIEWER_LISTENER + "</script>\n</body>\n</html>\n"
     }
 
     /// Writes the page to `path` atomically.
@@ -143,6 +145,17 @@ impl Section {
         self
     }
 
+    /// A self-contained HTML page (e.g. `brainseg_viewer::embedded_viewer_html`) shown in a frame
+    /// of the report, with a caption. The report's <body data-viewers-loaded> counts the frames
+    /// that posted `{brainsegViewer: "loaded"}` to it (the viewer does when its volumes are drawn).
+    pub fn page(mut self, caption: impl Into<String>, html: String) -> Self {
+        self.blocks.push(Block::Page {
+            caption: caption.into(),
+            html,
+        });
+        self
+    }
+
     /// A GIF animation (file bytes) with a caption.
     pub fn gif(mut self, caption: impl Into<String>, bytes: Vec<u8>) -> Self {
         self.blocks.push(Block::Image {
@@ -200,6 +213,12 @@ impl Block {
                 escape(summary),
                 escape(text)
             ),
+            Block::Page { caption, html } => format!(
+                "<figure><iframe class=\"viewer\" title=\"{}\" srcdoc=\"{}\"></iframe><figcaption>{}</figcaption></figure>\n",
+                escape(caption),
+                escape(html),
+                escape(caption)
+            ),
             Block::Image { caption, mime, bytes } => format!(
                 "<figure><img src=\"data:{mime};base64,{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
                 base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -219,7 +238,18 @@ td.n{text-align:right}th{background:#eee;text-align:center}th:first-child{text-a
 th.group{background:#e2e8f0}\
 tbody tr:nth-child(even){background:#fafafa}\
 details{margin:0.8em 0}summary{cursor:pointer;color:#555}\
-figure{margin:1.2em 0}figcaption{color:#444;margin-top:0.3em}img{max-width:100%;image-rendering:pixelated}";
+figure{margin:1.2em 0}iframe.viewer{width:100%;height:760px;border:1px solid #ccc}figcaption{color:#444;margin-top:0.3em}img{max-width:100%;image-rendering:pixelated}";
+
+/// Counts the embedded viewers that have drawn their volumes on <body data-viewers-loaded>, keeps
+/// their errors in data-viewer-errors and the last one's canvas rectangle in the page (x, y,
+/// width, height) in data-viewer-canvas, for tests and scripts that look at the page.
+const VIEWER_LISTENER: &str = "(function(){var b=document.body;b.dataset.viewersLoaded='0';b.dataset.viewerErrors='';\
+addEventListener('message',function(e){var m=e.data||{};\
+if(m.brainsegViewer==='loaded'){b.dataset.viewersLoaded=String(Number(b.dataset.viewersLoaded)+1);\
+var f=[].find.call(document.querySelectorAll('iframe.viewer'),function(f){return f.contentWindow===e.source;});\
+if(f&&m.canvas){var r=f.getBoundingClientRect();\
+b.dataset.viewerCanvas=[r.left+f.clientLeft+m.canvas[0],r.top+f.clientTop+m.canvas[1],m.canvas[2],m.canvas[3]].map(Math.round).join(',');}}\
+else if(m.brainsegViewer==='failed'){b.dataset.viewerErrors+=(b.dataset.viewerErrors?' | ':'')+m.error;}});})();";
 
 /// Text safe inside HTML elements and attribute values.
 fn escape(text: &str) -> String {

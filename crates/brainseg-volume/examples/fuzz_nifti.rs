@@ -605,6 +605,7 @@ impl Seeds {
                 &label,
                 case.label.as_ref().expect("labelled"),
                 &case.geometry,
+                None,
             )
             .expect("a seed is written");
             files.push(label.clone());

@@ -161,7 +161,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Process ids are below 2^22 on Linux: this one cannot be running.
         let dead = dir.path().join(".brainseg-4294967-abc.tmp");
-        let mine = dir.path().join(format!(".brainseg-{}-abc.tmp", std::process::id()));
+        let mine = dir
+            .path()
+            .join(format!(".brainseg-{}-abc.tmp", std::process::id()));
         let other = dir.path().join("keep.tmp");
         for path in [&dead, &mine, &other] {
             std::fs::write(path, b"x").unwrap();

@@ -7,7 +7,9 @@
 //! without a label go to imagesTs and the "test" list, as in MSD. dataset.json is written last, so
 //! an interrupted conversion leaves no dataset that looks complete.
 use crate::nifti_io::{dtype_name, is_unscaled, read_header, write_image, write_label};
-use crate::{write_atomic, CaseRef, Dataset, Error, Geometry, MsdLayout, Result, MODALITIES};
+use crate::{
+    write_atomic, CaseRef, Dataset, Error, Geometry, LabelNumbering, MsdLayout, Result, MODALITIES,
+};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use ndarray::{Array3, Array4};
@@ -39,7 +41,12 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
                 record(&image);
                 record(&label_path);
                 write_image(&image, &case.image, &case.geometry, &dtype)?;
-                write_label(&label_path, label, &case.geometry)?;
+                write_label(
+                    &label_path,
+                    label,
+                    &case.geometry,
+                    Some(LabelNumbering::Msd),
+                )?;
                 training.push(case.id.clone());
             }
             None => {
@@ -213,7 +220,7 @@ pub fn compact_copy(
         write_gz(
             &layout.training_label(&case.id),
             options.gzip_level,
-            |path| write_label(path, &label, &geometry),
+            |path| write_label(path, &label, &geometry, Some(LabelNumbering::Msd)),
         )?;
         written.push(CompactCase {
             id: case.id.clone(),

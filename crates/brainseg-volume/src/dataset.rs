@@ -599,12 +599,14 @@ mod tests {
     fn folds_are_disjoint_and_cover_every_case() {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::synthetic::SyntheticConfig {
-            shape: [8, 8, 8],
+            shape: [16, 16, 16],
             ..crate::synthetic::SyntheticConfig::default()
         };
         crate::synthetic::write_dataset(dir.path(), 7, &config, 3).unwrap();
         let dataset = Dataset::open(dir.path()).unwrap();
-        let folds: Vec<Split> = (0..3).map(|k| dataset.fold_split(5, 3, k).unwrap()).collect();
+        let folds: Vec<Split> = (0..3)
+            .map(|k| dataset.fold_split(5, 3, k).unwrap())
+            .collect();
         let mut validated: Vec<String> = folds.iter().flat_map(|f| f.valid.clone()).collect();
         validated.sort();
         let all: Vec<String> = (1..=7).map(|i| format!("synthetic_{i:03}")).collect();

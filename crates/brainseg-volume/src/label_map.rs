@@ -21,7 +21,8 @@ pub struct MsdLabelMap {
 
 /// Read a 3-D label file and convert it to MSD numbering, in canonical orientation.
 ///
-/// `numbering`: the file's numbering, or None to detect it from the values present: a 4 means
+/// `numbering`: the file's numbering, or None to take it from the header's description (as
+/// [`crate::write_label`] writes it), else to detect it from the values present: a 4 means
 /// BraTS (which maps 1 -> 2, 2 -> 1, 4 -> 3, and 3 -> 3 as BraTS 2023 writes it); a 3 without a 4
 /// means MSD; neither means MSD, reported as a guess in [`MsdLabelMap::guessed`]. Note that
 /// BraTS 2023 files (enhancing tumour 3, no 4) read as MSD when detected: give their numbering.
@@ -38,7 +39,9 @@ pub fn read_label_msd(
     }
     let mut present = [false; 256];
     raw.iter().for_each(|&v| present[v as usize] = true);
-    let (numbering, guessed) = match numbering {
+    let described =
+        LabelNumbering::from_header_description(&String::from_utf8_lossy(&geometry.header.descrip));
+    let (numbering, guessed) = match numbering.or(described) {
         Some(n) => (n, false),
         None => {
             let n = detect_numbering(&present).ok_or_else(|| {
@@ -128,5 +131,29 @@ mod tests {
         assert_eq!(detect_numbering(&present(&[0, 1])), Some(Msd));
         assert_eq!(detect_numbering(&present(&[0, 5])), None);
         assert_eq!(detect_numbering(&present(&[255])), None);
+    }
+
+    #[test]
+    fn a_written_numbering_is_read_back_where_the_values_cannot_tell() {
+        // Values 1 and 2 only: MSD and BraTS both have them (swapped), so detection would guess.
+        let dir = tempfile::tempdir().unwrap();
+        let geometry = Geometry::synthetic([4, 3, 2], [1.0, 1.0, 1.0]);
+        let mut labels = Array3::<u8>::zeros((4, 3, 2));
+        labels[[0, 0, 0]] = 1;
+        labels[[3, 2, 1]] = 2;
+        let described = dir.path().join("described.nii.gz");
+        crate::write_label(&described, &labels, &geometry, Some(LabelNumbering::Brats)).unwrap();
+        let map = read_label_msd(&described, None, None).unwrap();
+        assert_eq!((map.numbering, map.guessed), (LabelNumbering::Brats, false));
+        // BraTS 1 (necrotic core) is MSD 2, BraTS 2 (edema) is MSD 1.
+        assert_eq!((map.labels[[0, 0, 0]], map.labels[[3, 2, 1]]), (2, 1));
+        // A numbering given by the caller wins over the description.
+        let given = read_label_msd(&described, Some(LabelNumbering::Msd), None).unwrap();
+        assert_eq!(given.labels[[0, 0, 0]], 1);
+
+        let plain = dir.path().join("plain.nii.gz");
+        crate::write_label(&plain, &labels, &geometry, None).unwrap();
+        let map = read_label_msd(&plain, None, None).unwrap();
+        assert_eq!((map.numbering, map.guessed), (LabelNumbering::Msd, true));
     }
 }

@@ -9,9 +9,9 @@
 //! Outside the head every channel is exactly 0, as in skull-stripped BraTS images.
 //!
 //! Shapes are drawn in millimetres, so anisotropic spacing does not distort the anatomy.
-use crate::MsdLayout;
 use crate::nifti_io::write_image;
-use crate::{write_label, Case, Error, Geometry, Result};
+use crate::MsdLayout;
+use crate::{write_label, Case, Error, Geometry, LabelNumbering, Result};
 use ndarray::{Array3, Array4};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -134,11 +134,17 @@ pub fn write_named_dataset(
     for index in 1..=n_cases {
         let id = format!("{prefix}_{index:03}");
         let case = generate_case(config, seeds.random(), &id);
-        write_image(&layout.training_image(&id), &case.image, &case.geometry, "int16")?;
+        write_image(
+            &layout.training_image(&id),
+            &case.image,
+            &case.geometry,
+            "int16",
+        )?;
         write_label(
             &layout.training_label(&id),
             case.label.as_ref().expect("generated cases are labelled"),
             &case.geometry,
+            Some(LabelNumbering::Msd),
         )?;
         ids.push(id);
     }

@@ -37,6 +37,7 @@ fn brats_case(dir: &Path, id: &str, suffixes: &[&str], seg: Option<&str>) -> Pat
             &folder.join(format!("{id}{suffix}.nii.gz")),
             &label,
             &geometry(SHAPE),
+            None,
         )
         .unwrap();
     }
@@ -235,7 +236,7 @@ fn image_label_shape_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let folder = brats_case(dir.path(), "m", &OLD, None);
     let seg = folder.join("m_seg.nii.gz");
-    write_label(&seg, &Array3::zeros((6, 5, 3)), &geometry([6, 5, 3])).unwrap();
+    write_label(&seg, &Array3::zeros((6, 5, 3)), &geometry([6, 5, 3]), None).unwrap();
     let err = Dataset::open(dir.path()).unwrap().cases[0]
         .load()
         .unwrap_err();
@@ -269,7 +270,7 @@ fn unknown_label_value() {
     let seg = folder.join("u_seg.nii.gz");
     let mut label = Array3::<u8>::zeros(SHAPE);
     label[[0, 1, 2]] = 7;
-    write_label(&seg, &label, &geometry(SHAPE)).unwrap();
+    write_label(&seg, &label, &geometry(SHAPE), None).unwrap();
     let err = Dataset::open(dir.path()).unwrap().cases[0]
         .load()
         .unwrap_err();
@@ -422,7 +423,7 @@ fn read_label_msd_detects_converts_and_checks() {
             label[at] = v;
         }
         let path = dir.path().join(name);
-        write_label(&path, &label, &geometry(SHAPE)).unwrap();
+        write_label(&path, &label, &geometry(SHAPE), None).unwrap();
         path
     };
     // BraTS 1 (core) -> MSD 2, 2 (edema) -> 1, 4 (enhancing) -> 3.

@@ -104,7 +104,7 @@ fn a_compact_copy_is_cropped_quantised_and_reads_as_msd() {
             .assign(case.label.as_ref().unwrap());
         let geometry = Geometry::synthetic([60, 56, 36], [1.0, 1.0, 2.0]);
         write_image(&layout.training_image(id), &image, &geometry, "int16").unwrap();
-        write_label(&layout.training_label(id), &label, &geometry).unwrap();
+        write_label(&layout.training_label(id), &label, &geometry, None).unwrap();
     }
     layout
         .write_dataset_json("padded", "synthetic heads, padded", &ids, &[])

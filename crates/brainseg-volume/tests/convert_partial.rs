@@ -22,7 +22,13 @@ fn write_case(dir: &Path, id: &str) -> std::path::PathBuf {
         .unwrap();
     }
     let label = Array3::from_shape_fn(shape, |(x, y, z)| [0, 1, 2, 4][(x + y + z) % 4]);
-    write_label(&folder.join(format!("{id}_seg.nii.gz")), &label, &geometry).unwrap();
+    write_label(
+        &folder.join(format!("{id}_seg.nii.gz")),
+        &label,
+        &geometry,
+        None,
+    )
+    .unwrap();
     folder
 }
 

@@ -108,7 +108,7 @@ fn written_labels_and_maps_keep_every_voxel_at_its_world_position() {
     let (label, geometry) = read_label(&seg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.nii.gz");
-    write_label(&out, &label, &geometry).unwrap();
+    write_label(&out, &label, &geometry, None).unwrap();
 
     // On disk: the source orientation and header geometry, uint8, so it overlays the input.
     assert_eq!(raw_volume(&out), raw_volume(&seg));
@@ -265,6 +265,7 @@ fn case_with_label_shifted(dir: &Path, shift_mm: f32) -> PathBuf {
         &folder.join(format!("{CASE}_seg.nii.gz")),
         &label,
         &geometry,
+        None,
     )
     .unwrap();
     folder

@@ -1,7 +1,7 @@
 //! Writing labels, probabilities and images back in the source geometry (atomically).
 use super::geometry::Geometry;
 use super::header::{encode_header, DataType, HEADER_BYTES};
-use crate::{Error, Result};
+use crate::{Error, LabelNumbering, Result};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use ndarray::{Array3, Array4, ArrayView3, Axis};
@@ -9,12 +9,23 @@ use nifti::{Endianness, NiftiHeader};
 use std::io::Write;
 use std::path::Path;
 
-/// Write a canonical uint8 label map back in the source geometry and orientation (temp file + rename).
-pub fn write_label(path: &Path, labels: &Array3<u8>, geometry: &Geometry) -> Result<()> {
+/// Write a canonical uint8 label map back in the source geometry and orientation (temp file +
+/// rename). With `numbering` (the one its values are in), the header's description names it, so
+/// the file tells its numbering wherever it is copied ([`crate::read_label_msd`] reads it back).
+pub fn write_label(
+    path: &Path,
+    labels: &Array3<u8>,
+    geometry: &Geometry,
+    numbering: Option<LabelNumbering>,
+) -> Result<()> {
     check_canonical_shape(path, labels.shape(), geometry)?;
     let volumes = [labels.view()];
     let data = to_file_order(&volumes, geometry, |v: u8| [v]);
-    let header = output_header(geometry, DataType::Uint8, 1, (0.0, 0.0));
+    let mut header = output_header(geometry, DataType::Uint8, 1, (0.0, 0.0));
+    if let Some(numbering) = numbering {
+        header.descrip = numbering.header_description().as_bytes().to_vec();
+        header.descrip.resize(80, 0);
+    }
     write_nifti(path, &header, &data)
 }
 
