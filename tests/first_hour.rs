@@ -161,12 +161,12 @@ fn a_second_run_reuses_the_decoded_cases_and_logs_plain_lines() {
             .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
             .collect::<Vec<_>>()
     };
-    let decoded = entries(".f32");
+    let decoded = entries(".i16");
     assert_eq!(decoded.len(), 3, "one entry per case");
     let second = train("run2");
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert_eq!(
-        entries(".f32"),
+        entries(".i16"),
         decoded,
         "the second run decoded nothing again"
     );

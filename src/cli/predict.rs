@@ -8,7 +8,8 @@ use brainseg_pipeline::cohort::Part;
 use brainseg_pipeline::input::open_cases;
 use brainseg_pipeline::layout::PredictionLayout;
 use brainseg_pipeline::model::LoadedModel;
-use brainseg_pipeline::segment::{predict_part, LabelOptions, PredictOptions, RunOptions};
+use brainseg_pipeline::segment::{check_options, predict_part};
+use brainseg_pipeline::segment::{LabelOptions, PredictOptions, RunOptions};
 use brainseg_pipeline::{device, Progress};
 use std::path::PathBuf;
 
@@ -99,18 +100,16 @@ pub fn run(args: Args) -> Result<()> {
         numbering: args.labels,
         probabilities: args.probabilities,
     };
+    let out = PredictionLayout::new(&args.out);
+    check_options(&cases, &options, &out)?;
     let mut progress = Reporter::new();
     let [x, y, z] = options.inference.tile;
-    let tiling = match options.inference.tiling {
-        Tiling::Seed => "the notebook's grid",
-        Tiling::Sliding => "a Gaussian sliding window",
-    };
+    let tiling = options.inference.tiling.description();
     progress.stage(&format!(
         "model: {} ({}); {x}x{y}x{z} tiles in {tiling}",
         model.name,
         model.describe(),
     ));
-    let out = PredictionLayout::new(&args.out);
     let run = RunOptions {
         part: args.part,
         overwrite: args.overwrite,

@@ -1,6 +1,6 @@
 //! Whole-scan prediction by tiling.
 //!
-//! - [`Tiling::Seed`]: the notebook's grid of non-overlapping tiles from 0 in steps of the tile size
+//! - [`Tiling::Notebook`]: the notebook's grid of non-overlapping tiles from 0 in steps of the tile size
 //!   (160 x 160 x 16 on 240 x 240 x 155 gives x, y in {0, 160}, z in {0, 16, ..., 144}), zero-padded past
 //!   the volume's end; unlike the notebook, tiles get the training preprocessing.
 //! - [`Tiling::Sliding`]: nnU-Net's sliding window: per axis `ceil((dim - tile) / (tile * (1 - overlap))) + 1`
@@ -20,10 +20,21 @@ use ndarray::{s, Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
 pub enum Tiling {
     /// The notebook's non-overlapping grid, uniform weights (fast).
     #[cfg_attr(feature = "clap", value(name = "notebook", alias = "seed"))]
-    Seed,
+    #[serde(alias = "seed")]
+    Notebook,
     /// Overlapping sliding window with Gaussian weighting (nnU-Net, MONAI; more accurate).
     #[default]
     Sliding,
+}
+
+impl Tiling {
+    /// In words, for progress lines: "the notebook's grid" or "a Gaussian sliding window".
+    pub fn description(self) -> &'static str {
+        match self {
+            Tiling::Notebook => "the notebook's grid",
+            Tiling::Sliding => "a Gaussian sliding window",
+        }
+    }
 }
 
 /// How a whole scan is predicted.
@@ -39,7 +50,7 @@ pub struct InferenceConfig {
     pub batch_size: usize,
     /// Mirroring test-time augmentation: average over all 8 flip combinations of the spatial axes.
     pub mirror: bool,
-    /// Must match training: per-tile for [`Standardization::SeedSlices`] (a padded edge tile's
+    /// Must match training: per-tile for [`Standardization::NotebookSlices`] (a padded edge tile's
     /// statistics include its zeros, as for padded training patches), whole volume otherwise.
     pub standardization: Standardization,
     /// Tile only the bounding box of the voxels that are non-zero in any channel (the head or the
@@ -90,7 +101,7 @@ impl InferenceConfig {
 /// Tile starts along one axis of length `dim` (see the module docs); `[0]` when `dim <= tile`.
 pub fn tile_starts(dim: usize, tile: usize, tiling: Tiling, overlap: f64) -> Vec<usize> {
     match tiling {
-        Tiling::Seed => (0..dim.max(1)).step_by(tile).collect(),
+        Tiling::Notebook => (0..dim.max(1)).step_by(tile).collect(),
         Tiling::Sliding => {
             if dim <= tile {
                 return vec![0];
@@ -170,7 +181,7 @@ fn predict_tiles<P: PatchPredictor + ?Sized>(
     };
     let tile = config.tile;
     let weights = match config.tiling {
-        Tiling::Seed => Array3::ones(tile),
+        Tiling::Notebook => Array3::ones(tile),
         Tiling::Sliding => gaussian_importance(tile),
     };
     let starts: Vec<Vec<usize>> = [x, y, z]
@@ -410,7 +421,7 @@ mod tests {
     fn empty_images_and_empty_tiles_are_not_run() {
         let cropped = InferenceConfig {
             crop_to_nonzero: true,
-            ..config(Tiling::Seed)
+            ..config(Tiling::Notebook)
         };
         let mut model = VoxelwiseModel {
             batch_sizes: vec![],
@@ -443,9 +454,9 @@ mod tests {
 
     #[test]
     fn tile_starts_match_the_notebook_and_nnunet() {
-        assert_eq!(tile_starts(240, 160, Tiling::Seed, 0.5), vec![0, 160]);
+        assert_eq!(tile_starts(240, 160, Tiling::Notebook, 0.5), vec![0, 160]);
         assert_eq!(
-            tile_starts(155, 16, Tiling::Seed, 0.5),
+            tile_starts(155, 16, Tiling::Notebook, 0.5),
             (0..10).map(|i| 16 * i).collect::<Vec<_>>()
         );
         // nnU-Net by hand: 37 with 16, step 8 -> ceil(21/8)+1 = 4 steps of 21/3 = 7.
@@ -489,7 +500,7 @@ mod tests {
         for shape in [(37, 41, 19), (10, 41, 5)] {
             let image = coded_image(shape);
             let expected = expected_voxelwise(&image);
-            for tiling in [Tiling::Seed, Tiling::Sliding] {
+            for tiling in [Tiling::Notebook, Tiling::Sliding] {
                 let mut model = VoxelwiseModel {
                     batch_sizes: vec![],
                 };
@@ -515,15 +526,15 @@ mod tests {
             }
         }
         // The grids: seed 3 x 3 x 3 tiles, sliding 4 x 5 x 4.
-        assert_eq!(tile_starts(41, 16, Tiling::Seed, 0.5), vec![0, 16, 32]);
+        assert_eq!(tile_starts(41, 16, Tiling::Notebook, 0.5), vec![0, 16, 32]);
     }
 
     #[test]
     fn seed_slices_standardise_each_tile() {
         let image = coded_image((20, 16, 8));
         let config = InferenceConfig {
-            standardization: Standardization::SeedSlices,
-            ..config(Tiling::Seed)
+            standardization: Standardization::NotebookSlices,
+            ..config(Tiling::Notebook)
         };
         let mut model = VoxelwiseModel {
             batch_sizes: vec![],
@@ -598,7 +609,7 @@ mod tests {
     #[test]
     fn mirroring_changes_nothing_for_a_mirror_symmetric_model() {
         let image = coded_image((37, 41, 19));
-        for tiling in [Tiling::Seed, Tiling::Sliding] {
+        for tiling in [Tiling::Notebook, Tiling::Sliding] {
             let plain = config(tiling);
             let mirrored = InferenceConfig {
                 mirror: true,

@@ -180,7 +180,10 @@ pub fn evaluate(
                 metrics,
             }),
             Err(e) => {
-                progress.failed(&format!("case {id}: {e}"));
+                // A lone case's failure is the command's error, said once below.
+                if pairs.len() > 1 {
+                    progress.failed(&format!("case {id}: {e}"));
+                }
                 failed.push((id.clone(), e));
             }
         }

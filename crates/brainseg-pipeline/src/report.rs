@@ -193,7 +193,9 @@ fn setting_value(value: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" x "),
         Value::String(text) => match text.as_str() {
-            "seed_slices" => "per patch, channel and z-slice (notebook)".to_string(),
+            "seed_slices" | "notebook_slices" => {
+                "per patch, channel and z-slice (notebook)".to_string()
+            }
             "z_score_brain" => "z-score per channel over brain voxels".to_string(),
             "soft_dice" => "soft Dice (notebook)".to_string(),
             "dice_bce" => "soft Dice + binary cross-entropy".to_string(),
@@ -401,7 +403,7 @@ fn prediction_options(record: &Provenance) -> Vec<Vec<String>> {
         (
             "Tiling",
             match inference.tiling {
-                Tiling::Seed => "notebook: non-overlapping tiles".to_string(),
+                Tiling::Notebook => "notebook: non-overlapping tiles".to_string(),
                 Tiling::Sliding => format!(
                     "sliding window, Gaussian weights, overlap {}",
                     inference.overlap

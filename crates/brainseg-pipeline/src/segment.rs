@@ -145,6 +145,20 @@ pub fn predict_cases(
     )
 }
 
+/// Refuses settings out of range and an output folder that holds the inputs, before any work (and
+/// before a command says what it is about to do).
+pub fn check_options<'a>(
+    cases: impl IntoIterator<Item = &'a CaseSource>,
+    options: &PredictOptions,
+    out: &PredictionLayout,
+) -> Result<()> {
+    options.inference.validate()?;
+    options.labels.validate()?;
+    let inputs: Vec<PathBuf> = cases.into_iter().flat_map(|c| c.files()).collect();
+    crate::guard::refuse_input_folder(out.path(), &inputs)?;
+    Ok(())
+}
+
 /// Segments one part's share of `cases` (all of them without a part) into `out`: cases done
 /// before are skipped (unless `run.overwrite`); each case's record is written only after its
 /// files are renamed into place, so a part killed at any moment leaves no case counted as done
@@ -175,10 +189,7 @@ fn run_cases(
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<PredictOutcome> {
-    options.inference.validate()?;
-    options.labels.validate()?;
-    let inputs: Vec<PathBuf> = cases.iter().flat_map(|c| c.files()).collect();
-    crate::guard::refuse_input_folder(out.path(), &inputs)?;
+    check_options(cases.iter().copied(), options, out)?;
     std::fs::create_dir_all(out.path()).map_err(|e| {
         brainseg_volume::Error::at(out.path(), format!("cannot create the output folder: {e}"))
     })?;

@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dataset = Dataset::open(std::path::Path::new(data))?;
     let split = dataset.split(0, 0.8);
     let cache = std::env::temp_dir().join("brainseg-pipeline-bench-cache");
-    for standardization in [Standardization::SeedSlices, Standardization::ZScoreBrain] {
+    for standardization in [
+        Standardization::NotebookSlices,
+        Standardization::ZScoreBrain,
+    ] {
         let started = Instant::now();
         let source = Arc::new(open_volumes(
             &dataset,

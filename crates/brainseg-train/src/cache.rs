@@ -58,7 +58,8 @@ pub fn clear(dir: &Path) -> brainseg_volume::Result<u64> {
             let path = entry.path();
             let known = path
                 .extension()
-                .is_some_and(|x| x == "json" || x == "f32" || x == "u8");
+                // f32: images of caches written before brainseg stored int16.
+                .is_some_and(|x| ["json", "i16", "f32", "u8"].iter().any(|k| x == *k));
             if known {
                 std::fs::remove_file(&path).map_err(|e| {
                     brainseg_volume::Error::at(&path, format!("cannot remove: {e}"))
@@ -84,7 +85,10 @@ mod tests {
             entry_key(&b, z),
             "a newer file is a new entry"
         );
-        assert_ne!(entry_key(&a, z), entry_key(&a, Standardization::SeedSlices));
+        assert_ne!(
+            entry_key(&a, z),
+            entry_key(&a, Standardization::NotebookSlices)
+        );
         assert_eq!(entry_key(&a, z).len(), 16);
     }
 }

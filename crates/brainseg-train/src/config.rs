@@ -157,7 +157,7 @@ mod tests {
             model: UNet3dConfig::default(),
             sampling: SamplingConfig {
                 patch: PatchConfig::default(),
-                standardization: Standardization::SeedSlices,
+                standardization: Standardization::NotebookSlices,
                 augmentation: AugmentationConfig::basic(),
                 batch_size: 3,
             },

@@ -7,7 +7,8 @@
 //! (~12 MB including its crop and target).
 use crate::error::{Error, Result};
 use brainseg_transforms::{
-    augment_patch, sample_patch, AugmentConfig, AugmentationConfig, PatchConfig, Standardization,
+    augment_patch, sample_scaled_patch, AugmentConfig, AugmentationConfig, PatchConfig,
+    Standardization,
 };
 use brainseg_volume::seed_patches::{read_seed_patch, SeedPatch};
 use brainseg_volume::{CaseRef, Dataset};
@@ -29,19 +30,26 @@ pub struct Batch {
     pub targets: Array5<f32>,
 }
 
-/// A case decoded, cropped to its non-zero bounding box and stored raw for memory mapping.
+/// A case decoded, cropped to its non-zero bounding box and stored compactly for memory mapping:
+/// int16 values with a scale per channel (half the bytes of f32; the quantisation step is
+/// 1/32767 of the channel's largest magnitude, far below the augmentation's noise, and raw
+/// integer intensities are kept exactly), uint8 labels.
 pub struct CachedCase {
     pub id: String,
     shape: [usize; 4],
+    scales: Vec<f32>,
     image: Mmap,
     label: Mmap,
 }
 
 impl CachedCase {
-    pub fn image(&self) -> ArrayView4<'_, f32> {
-        // Safety of the cast: the file was written as native f32 and mmap is page aligned.
-        let floats: &[f32] = bytemuck_f32(&self.image);
-        ArrayView4::from_shape(self.shape, floats).expect("cache file size checked on open")
+    /// The stored values: channel `c`'s intensities are these times `scales()[c]`.
+    pub fn image(&self) -> ArrayView4<'_, i16> {
+        ArrayView4::from_shape(self.shape, bytemuck_i16(&self.image))
+            .expect("cache file size checked on open")
+    }
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
     }
     pub fn label(&self) -> ArrayView3<'_, u8> {
         let [_, x, y, z] = self.shape;
@@ -49,16 +57,18 @@ impl CachedCase {
     }
 }
 
-fn bytemuck_f32(bytes: &[u8]) -> &[f32] {
-    assert!(bytes.as_ptr() as usize % std::mem::align_of::<f32>() == 0 && bytes.len() % 4 == 0);
+fn bytemuck_i16(bytes: &[u8]) -> &[i16] {
+    assert!(bytes.as_ptr() as usize % std::mem::align_of::<i16>() == 0 && bytes.len() % 2 == 0);
     // SAFETY: aligned (asserted), length a multiple of 4, every bit pattern is a valid f32.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const f32, bytes.len() / 4) }
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i16, bytes.len() / 2) }
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
 struct CacheMeta {
     id: String,
     shape: [usize; 4],
+    /// Channel c's intensities are its int16 values times `scales[c]`.
+    scales: Vec<f32>,
     standardization: Standardization,
     /// Sizes and modification times of the source files, so edited data are decoded again.
     sources: Vec<(String, u64, u64)>,
@@ -88,6 +98,37 @@ fn case_files(case: &CaseRef) -> Vec<PathBuf> {
     };
     files.extend(case.label.clone());
     files
+}
+
+/// `(C, X, Y, Z)` intensities as int16 values and a scale per channel: whole numbers within int16
+/// (raw scanner intensities) exactly with scale 1, anything else rounded to 1/32767 of the
+/// channel's largest magnitude.
+fn quantise(image: ArrayView4<f32>) -> (Vec<i16>, Vec<f32>) {
+    let scales: Vec<f32> = image
+        .axis_iter(Axis(0))
+        .map(|channel| {
+            let whole = channel
+                .iter()
+                .all(|v| v.fract() == 0.0 && (-32768.0..=32767.0).contains(v));
+            let largest = channel.iter().fold(0f32, |m, v| m.max(v.abs()));
+            if whole || largest == 0.0 {
+                1.0
+            } else {
+                largest / 32767.0
+            }
+        })
+        .collect();
+    let values = image
+        .axis_iter(Axis(0))
+        .zip(&scales)
+        .flat_map(|(channel, &scale)| {
+            channel
+                .iter()
+                .map(move |v| (v / scale).round() as i16)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (values, scales)
 }
 
 /// Bounding box of voxels that are non-zero in any channel (the whole volume if there are none).
@@ -123,7 +164,7 @@ pub fn cache_case(
     // Named by what they were made from, so runs on the same data share one entry.
     let key = crate::cache::entry_key(&stamp, standardization);
     let meta_path = cache_dir.join(format!("{key}.json"));
-    let image_path = cache_dir.join(format!("{key}.f32"));
+    let image_path = cache_dir.join(format!("{key}.i16"));
     let label_path = cache_dir.join(format!("{key}.u8"));
     let existing: Option<CacheMeta> = fs::read(&meta_path)
         .ok()
@@ -169,8 +210,9 @@ pub fn cache_case(
                 standardization.apply(&mut image);
             }
             let shape: [usize; 4] = image.shape().try_into().expect("4-D");
-            let floats: Vec<u8> = image.iter().flat_map(|v| v.to_ne_bytes()).collect();
-            write_atomic(&image_path, &floats)?;
+            let (values, scales) = quantise(image.view());
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            write_atomic(&image_path, &bytes)?;
             write_atomic(
                 &label_path,
                 label
@@ -181,6 +223,7 @@ pub fn cache_case(
             let meta = CacheMeta {
                 id: case.id.clone(),
                 shape,
+                scales,
                 standardization,
                 sources: stamp,
             };
@@ -200,7 +243,10 @@ pub fn cache_case(
     let image = open(&image_path)?;
     let label = open(&label_path)?;
     let voxels: usize = meta.shape[1..].iter().product();
-    if image.len() != voxels * meta.shape[0] * 4 || label.len() != voxels {
+    if image.len() != voxels * meta.shape[0] * 2
+        || label.len() != voxels
+        || meta.scales.len() != meta.shape[0]
+    {
         return Err(Error::at(
             &image_path,
             "cache file has the wrong size; delete the cache folder",
@@ -209,6 +255,7 @@ pub fn cache_case(
     Ok(CachedCase {
         id: meta.id,
         shape: meta.shape,
+        scales: meta.scales,
         image,
         label,
     })
@@ -323,8 +370,14 @@ fn volume_item(
     rng: &mut ChaCha8Rng,
     augment_on: bool,
 ) -> Result<(Array4<f32>, Array4<f32>)> {
-    let patch = sample_patch(case.image(), case.label(), &config.patch, rng)
-        .map_err(|e| Error::run(format!("case {}: {e}", case.id)))?;
+    let patch = sample_scaled_patch(
+        case.image(),
+        case.scales(),
+        case.label(),
+        &config.patch,
+        rng,
+    )
+    .map_err(|e| Error::run(format!("case {}: {e}", case.id)))?;
     let (mut image, mut target) = (patch.image, patch.target);
     if config.standardization.per_patch() {
         config.standardization.apply(&mut image);
@@ -487,6 +540,28 @@ mod tests {
             serde_json::to_string(&Standardization::ZScoreBrain).unwrap(),
         );
         serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn quantised_cache_values_keep_integers_and_round_the_rest() {
+        // Channel 0: raw integer intensities; 1: z-scores; 2: all zero.
+        let mut image = Array4::<f32>::zeros((3, 2, 2, 1));
+        image
+            .slice_mut(s![0, .., .., 0])
+            .assign(&ndarray::arr2(&[[0.0, 812.0], [-3.0, 32767.0]]));
+        image
+            .slice_mut(s![1, .., .., 0])
+            .assign(&ndarray::arr2(&[[0.0, -1.25], [0.3, 5.0]]));
+        let (values, scales) = quantise(image.view());
+        assert_eq!(scales[0], 1.0);
+        assert_eq!(&values[0..4], &[0, 812, -3, 32767]);
+        // Largest magnitude 5.0 -> 32767; -1.25 -> -8191.75 -> -8192; 0.3 -> 1966.02 -> 1966.
+        assert_eq!(scales[1], 5.0 / 32767.0);
+        assert_eq!(&values[4..8], &[0, -8192, 1966, 32767]);
+        assert_eq!((scales[2], &values[8..12]), (1.0, &[0i16, 0, 0, 0][..]));
+        for (v, x) in values[4..8].iter().zip([0.0f32, -1.25, 0.3, 5.0]) {
+            assert!((f32::from(*v) * scales[1] - x).abs() <= scales[1] / 2.0 + 1e-7);
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Recipe {
                         targets: Targets::Classes,
                         ..PatchConfig::default()
                     },
-                    standardization: Standardization::SeedSlices,
+                    standardization: Standardization::NotebookSlices,
                     augmentation: AugmentationConfig::basic(),
                     batch_size: 3,
                 },

@@ -14,6 +14,8 @@ pub mod targets;
 
 pub use augment::{augment, AugmentConfig, Augmentation};
 pub use augmentation::{augment_patch, Applied, AugmentationConfig, AugmentationPreset};
-pub use patch::{crop_padded3, crop_padded4, sample_patch, Patch, PatchConfig, PatchOrigin};
+pub use patch::{
+    crop_padded3, crop_padded4, sample_patch, sample_scaled_patch, Patch, PatchConfig, PatchOrigin,
+};
 pub use standardize::{standardize_slices, zscore_brain, Standardization};
 pub use targets::{encode_targets, Targets};

@@ -109,7 +109,31 @@ pub fn sample_patch<R: Rng + ?Sized>(
     config: &PatchConfig,
     rng: &mut R,
 ) -> Result<Patch> {
+    let ones = vec![1.0; image.len_of(Axis(0))];
+    sample_scaled_patch(image, &ones, label, config, rng)
+}
+
+/// [`sample_patch`] from an image stored compactly: channel `c`'s intensities are its values
+/// times `scales[c]` (e.g. a training cache of int16 values). The same draws as `sample_patch`.
+pub fn sample_scaled_patch<T, R>(
+    image: ArrayView4<T>,
+    scales: &[f32],
+    label: ArrayView3<u8>,
+    config: &PatchConfig,
+    rng: &mut R,
+) -> Result<Patch>
+where
+    T: Copy + Default + Into<f32>,
+    R: Rng + ?Sized,
+{
     config.validate()?;
+    if scales.len() != image.len_of(Axis(0)) {
+        return Err(Error::msg(format!(
+            "{} scales for {} channels",
+            scales.len(),
+            image.len_of(Axis(0))
+        )));
+    }
     let (_, x, y, z) = image.dim();
     if label.dim() != (x, y, z) {
         return Err(Error::msg(format!(
@@ -140,7 +164,7 @@ pub fn sample_patch<R: Rng + ?Sized>(
     };
     let label_patch = crop_padded3(label, corner, size);
     Ok(Patch {
-        image: crop_padded4(image, corner, size),
+        image: crop_scaled4(image, scales, corner, size),
         target: crate::encode_targets(config.targets, label_patch.view()),
         corner,
         background_fraction: background_fraction(label, corner, size),
@@ -212,10 +236,23 @@ pub fn crop_padded3<T: Clone + Default>(
 
 /// [`crop_padded3`] for every channel of a `(C, X, Y, Z)` image.
 pub fn crop_padded4(image: ArrayView4<f32>, corner: [usize; 3], size: [usize; 3]) -> Array4<f32> {
+    let ones = vec![1.0; image.len_of(Axis(0))];
+    crop_scaled4(image, &ones, corner, size)
+}
+
+/// [`crop_padded4`] of values that are intensities once multiplied by their channel's scale.
+fn crop_scaled4<T: Copy + Default + Into<f32>>(
+    image: ArrayView4<T>,
+    scales: &[f32],
+    corner: [usize; 3],
+    size: [usize; 3],
+) -> Array4<f32> {
     let channels = image.len_of(Axis(0));
     let mut out = Array4::zeros((channels, size[0], size[1], size[2]));
-    for (mut target, source) in out.axis_iter_mut(Axis(0)).zip(image.axis_iter(Axis(0))) {
-        target.assign(&crop_padded3(source, corner, size));
+    let channels_in = out.axis_iter_mut(Axis(0)).zip(image.axis_iter(Axis(0)));
+    for ((mut target, source), &scale) in channels_in.zip(scales) {
+        let values = crop_padded3(source, corner, size);
+        target.zip_mut_with(&values, |t, &v| *t = v.into() * scale);
     }
     out
 }
@@ -418,6 +455,32 @@ mod tests {
         };
         assert_eq!(draw(9), draw(9));
         assert_ne!(draw(9), draw(10));
+    }
+
+    #[test]
+    fn scaled_values_give_the_same_draws_and_their_intensities() {
+        let (image, label) = toy_case();
+        // Channel c stored as small integers with scale c + 0.5: intensity = value * (c + 0.5).
+        let values = image.mapv(|v| (v as i64 % 1000) as i16);
+        let scales = [0.5, 1.5, 2.5, 3.5];
+        let intensities = Array4::from_shape_fn(values.dim(), |(c, i, j, k)| {
+            f32::from(values[[c, i, j, k]]) * scales[c]
+        });
+        let config = PatchConfig {
+            size: [16, 16, 8],
+            ..PatchConfig::default()
+        };
+        let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(3), ChaCha8Rng::seed_from_u64(3));
+        for _ in 0..4 {
+            let plain = sample_patch(intensities.view(), label.view(), &config, &mut a).unwrap();
+            let scaled =
+                sample_scaled_patch(values.view(), &scales, label.view(), &config, &mut b).unwrap();
+            assert_eq!(plain.corner, scaled.corner);
+            assert_eq!(plain.image, scaled.image);
+            assert_eq!(plain.target, scaled.target);
+        }
+        let wrong = sample_scaled_patch(values.view(), &[1.0], label.view(), &config, &mut b);
+        assert!(wrong.is_err());
     }
 
     #[test]

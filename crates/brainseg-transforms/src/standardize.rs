@@ -11,7 +11,8 @@ pub enum Standardization {
     /// divide by the standard deviation where it is not zero.
     #[default]
     #[cfg_attr(feature = "clap", value(name = "notebook", alias = "seed"))]
-    SeedSlices,
+    #[serde(alias = "seed_slices")]
+    NotebookSlices,
     /// Whole volume, per channel, over brain voxels (non-zero in any channel, as nnU-Net's non-zero
     /// mask): subtract the mean, divide by the standard deviation where it is not zero. Voxels
     /// outside the brain stay 0.
@@ -24,13 +25,13 @@ pub enum Standardization {
 impl Standardization {
     /// True when the statistics come from each patch or tile rather than from the whole volume.
     pub fn per_patch(self) -> bool {
-        matches!(self, Standardization::SeedSlices)
+        matches!(self, Standardization::NotebookSlices)
     }
 
     /// Standardise a `(C, X, Y, Z)` image or patch in place.
     pub fn apply(self, image: &mut Array4<f32>) {
         match self {
-            Standardization::SeedSlices => standardize_slices(image),
+            Standardization::NotebookSlices => standardize_slices(image),
             Standardization::ZScoreBrain => zscore_brain(image),
             Standardization::None => {}
         }

@@ -132,7 +132,7 @@ fn scan_config(part: Part, config: &BenchConfig) -> InferenceConfig {
     InferenceConfig {
         tile: config.size,
         tiling: if part == Part::Seed {
-            Tiling::Seed
+            Tiling::Notebook
         } else {
             Tiling::Sliding
         },
