@@ -11,6 +11,8 @@ pub enum Error {
     Training(String),
     /// Settings or inputs the pipeline refuses.
     Invalid(String),
+    /// A picture or report that cannot be drawn or written.
+    Pictures(brainseg_visualize::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -30,6 +32,7 @@ impl fmt::Display for Error {
         match self {
             Error::Input(e) => e.fmt(f),
             Error::Metrics(e) => e.fmt(f),
+            Error::Pictures(e) => e.fmt(f),
             Error::Training(problem) | Error::Invalid(problem) => f.write_str(problem),
         }
     }
@@ -46,5 +49,17 @@ impl From<brainseg_volume::Error> for Error {
 impl From<brainseg_metrics::Error> for Error {
     fn from(e: brainseg_metrics::Error) -> Error {
         Error::Metrics(e)
+    }
+}
+
+impl From<brainseg_transforms::Error> for Error {
+    fn from(e: brainseg_transforms::Error) -> Error {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl From<brainseg_visualize::Error> for Error {
+    fn from(e: brainseg_visualize::Error) -> Error {
+        Error::Pictures(e)
     }
 }

@@ -7,12 +7,14 @@
 
 pub mod augment;
 pub mod augmentation;
+mod error;
 pub mod patch;
 pub mod resample;
 pub mod standardize;
 pub mod targets;
 
 pub use augment::{augment, AugmentConfig, Augmentation};
+pub use error::{Error, Result};
 pub use augmentation::{augment_patch, Applied, AugmentationConfig, AugmentationPreset};
 pub use patch::{
     crop_padded3, crop_padded4, sample_patch, sample_scaled_patch, Patch, PatchConfig, PatchOrigin,

@@ -7,7 +7,7 @@
 //! - Along an axis where the volume is shorter than the patch, the patch starts at 0 and the missing
 //!   voxels are zeros (image) and background (label); padded voxels count as background.
 use crate::Targets;
-use brainseg_volume::{Error, Result};
+use crate::{Error, Result};
 use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4, Axis};
 use rand::Rng;
 

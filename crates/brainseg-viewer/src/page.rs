@@ -192,7 +192,8 @@ fn pictures(case: &Case, layers: &[Layer], centre: [usize; 3]) -> Result<String>
     let flair = case.image.index_axis(Axis(0), 0);
     let none = Array3::zeros(flair.dim());
     let labels = layers.first().map_or(&none, |l| l.labels);
-    let volume = labelled_volume(flair, labels.view(), Overlay::Blend { alpha: 0.5 })?;
+    let volume = labelled_volume(flair, labels.view(), Overlay::Blend { alpha: 0.5 })
+        .map_err(|e| brainseg_volume::Error::msg(e.to_string()))?;
     let spacing = case.geometry.spacing();
     let mut html = String::new();
     for (view, index) in [

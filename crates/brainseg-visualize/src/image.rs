@@ -155,7 +155,7 @@ impl RgbImage {
 
     /// Writes the picture as a PNG file, atomically.
     pub fn write_png(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomic(path, &self.to_png())
+        Ok(write_atomic(path, &self.to_png())?)
     }
 }
 

@@ -76,7 +76,7 @@ impl HtmlReport {
 
     /// Writes the page to `path` atomically.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomic(path, self.to_html().as_bytes())
+        Ok(write_atomic(path, self.to_html().as_bytes())?)
     }
 }
 
