@@ -4,10 +4,12 @@
 //! memory, decodes MSD labels and removes small connected components.
 
 pub mod decode;
+mod error;
 pub mod postprocess;
 pub mod tiling;
 
 pub use decode::decode_labels;
+pub use error::{Error, Result};
 pub use postprocess::{enhancing_to_necrosis_below, remove_small_components, Removed};
 pub use tiling::{
     gaussian_importance, predict_probabilities, tile_starts, InferenceConfig, Tiling,

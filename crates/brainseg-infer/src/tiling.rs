@@ -10,7 +10,7 @@
 //! held. An axis shorter than the tile is zero-padded at its end.
 use crate::PatchPredictor;
 use brainseg_transforms::{crop_padded4, Standardization};
-use brainseg_volume::{Error, Result};
+use crate::{Error, Result};
 use ndarray::{s, Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
 
 /// Where tiles go.

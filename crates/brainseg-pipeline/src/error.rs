@@ -63,3 +63,9 @@ impl From<brainseg_visualize::Error> for Error {
         Error::Pictures(e)
     }
 }
+
+impl From<brainseg_infer::Error> for Error {
+    fn from(e: brainseg_infer::Error) -> Error {
+        Error::Invalid(e.to_string())
+    }
+}

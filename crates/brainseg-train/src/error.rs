@@ -37,3 +37,15 @@ impl From<brainseg_volume::Error> for Error {
         Error::File(e)
     }
 }
+
+impl From<brainseg_infer::Error> for Error {
+    fn from(e: brainseg_infer::Error) -> Error {
+        Error::Run(e.to_string())
+    }
+}
+
+impl From<brainseg_transforms::Error> for Error {
+    fn from(e: brainseg_transforms::Error) -> Error {
+        Error::Run(e.to_string())
+    }
+}
