@@ -96,6 +96,28 @@ fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<Str
     )
 }
 
+/// The page's DOM once `done` says it has finished (loaded or failed). Headless Chromium dumps the
+/// DOM when its virtual-time budget runs out, which on a busy machine sometimes comes before the
+/// volumes are drawn (virtual time does not wait for WebGL work in the GPU process): an unfinished
+/// page is loaded again, up to three times in all.
+fn finished_dom(
+    browser: &Path,
+    url: &str,
+    extra: &[String],
+    done: impl Fn(&str) -> bool,
+) -> (String, Vec<String>) {
+    let args = [&["--dump-dom".to_string()], extra].concat();
+    let mut attempt = 1;
+    loop {
+        let (dom, console) = run_chromium(browser, url, &args);
+        if done(&dom) || attempt == 3 {
+            return (dom, console);
+        }
+        eprintln!("note: dump {attempt} of {url} came before the page finished; again");
+        attempt += 1;
+    }
+}
+
 /// An attribute of the page's <body>, from Chromium's --dump-dom.
 fn body_attribute(dom: &str, name: &str) -> Option<String> {
     let body = &dom[dom.find("<body")?..];
@@ -207,7 +229,10 @@ fn view_serves_the_case_with_its_ground_truth_to_chromium() {
         .to_string();
     assert!(line.contains("ground truth"), "{line}");
     // Four modalities and the ground truth.
-    let (dom, console) = run_chromium(&browser, &url, &["--dump-dom".into()]);
+    let (dom, console) = finished_dom(&browser, &url, &[], |dom| {
+        body_attribute(dom, "data-loaded").is_some()
+            || body_attribute(dom, "data-errors").is_some_and(|e| !e.is_empty())
+    });
     let canvas = check_loaded(&dom, &console, "5");
     check_screenshot(&browser, &url, canvas, &[]);
 }
@@ -225,7 +250,10 @@ fn embedded_page_opens_from_disk() {
     let page = dir.path().join("viewer.html");
     std::fs::write(&page, &html).unwrap();
     let url = format!("file://{}", page.display());
-    let (dom, console) = run_chromium(&browser, &url, &["--dump-dom".into()]);
+    let (dom, console) = finished_dom(&browser, &url, &[], |dom| {
+        body_attribute(dom, "data-loaded").is_some()
+            || body_attribute(dom, "data-errors").is_some_and(|e| !e.is_empty())
+    });
     let canvas = check_loaded(&dom, &console, "5");
     check_screenshot(&browser, &url, canvas, &[]);
 }
@@ -261,11 +289,10 @@ fn report_embeds_the_viewer_with_its_volumes() {
     let url = format!("file://{}", report.display());
     // Tall enough that the viewer's frame, below the predictions table, is on screen.
     let tall = ["--window-size=1280,2000".to_string()];
-    let (dom, console) = run_chromium(
-        &browser,
-        &url,
-        &[&["--dump-dom".into()], &tall[..]].concat(),
-    );
+    let (dom, console) = finished_dom(&browser, &url, &tall, |dom| {
+        body_attribute(dom, "data-viewers-loaded").is_some_and(|n| n != "0")
+            || body_attribute(dom, "data-viewer-errors").is_some_and(|e| !e.is_empty())
+    });
     assert_eq!(
         body_attribute(&dom, "data-viewer-errors").as_deref(),
         Some("")
