@@ -35,6 +35,8 @@ fn tiny_demo_writes_every_output() {
         "run/best.safetensors",
         "run/evaluation.json",
         "predictions/heldout_001.nii.gz",
+        "predictions/labels.itksnap.txt",
+        "predictions/labels.ctbl",
         "report.html",
     ] {
         assert!(

@@ -205,6 +205,7 @@ pub fn run(config: &DemoConfig, progress: &mut dyn Progress) -> Result<DemoOutco
         &case.geometry,
         Some(LabelNumbering::Msd),
     )?;
+    brainseg_viewer::write_colour_tables(&predictions.colour_tables(), LabelNumbering::Msd)?;
 
     // 4. Evaluate against the held-out ground truth.
     progress.stage("[4/5] evaluating");
