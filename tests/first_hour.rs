@@ -83,9 +83,67 @@ fn predictions_record_their_model_and_refuse_another() {
     );
     // Colour tables for ITK-SNAP and 3D Slicer, in the folder's numbering (BraTS 4 = enhancing).
     let slicer = std::fs::read_to_string(out.join("labels.ctbl")).unwrap();
-    assert!(slicer.contains("\n4 enhancing_tumour 0 0 255 255\n"), "{slicer}");
+    assert!(
+        slicer.contains("\n4 enhancing_tumour 0 0 255 255\n"),
+        "{slicer}"
+    );
     let itksnap = std::fs::read_to_string(out.join("labels.itksnap.txt")).unwrap();
-    assert!(itksnap.contains("ITK-SnAP Label Description File"), "{itksnap}");
+    assert!(
+        itksnap.contains("ITK-SnAP Label Description File"),
+        "{itksnap}"
+    );
+}
+
+#[test]
+fn keep_largest_leaves_one_tumour_per_map_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, model) = dataset_and_model(dir.path());
+    let out = dir.path().join("pred");
+    brainseg_ok!(
+        "predict",
+        "-i",
+        &data,
+        "-o",
+        &out,
+        "--model",
+        &model,
+        "--keep-largest",
+        "true"
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(out.join("predictions.json")).unwrap()).unwrap();
+    assert_eq!(record["inference"]["keep_largest_tumour"], true);
+    for case in ["synthetic_001", "synthetic_002", "synthetic_003"] {
+        let (labels, _) = brainseg_volume::read_label(&out.join(format!("{case}.nii.gz"))).unwrap();
+        // Flood-fill the tumour from one voxel (26-connectivity): it must reach every tumour voxel.
+        let (nx, ny, nz) = labels.dim();
+        let tumour: Vec<[usize; 3]> = labels
+            .indexed_iter()
+            .filter(|(_, &v)| v != 0)
+            .map(|((i, j, k), _)| [i, j, k])
+            .collect();
+        let Some(&start) = tumour.first() else {
+            continue;
+        };
+        let mut seen = std::collections::HashSet::from([start]);
+        let mut stack = vec![start];
+        while let Some([i, j, k]) = stack.pop() {
+            for a in i.saturating_sub(1)..=(i + 1).min(nx - 1) {
+                for b in j.saturating_sub(1)..=(j + 1).min(ny - 1) {
+                    for c in k.saturating_sub(1)..=(k + 1).min(nz - 1) {
+                        if labels[[a, b, c]] != 0 && seen.insert([a, b, c]) {
+                            stack.push([a, b, c]);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            tumour.len(),
+            "{case}: more than one tumour component"
+        );
+    }
 }
 
 #[test]

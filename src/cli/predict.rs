@@ -57,6 +57,9 @@ pub struct Args {
     /// post-processing) [default: the model's own, chosen by cross-validation; 0 = off].
     #[arg(long)]
     pub min_enhancing: Option<usize>,
+    /// Keep only the largest connected tumour (true/false) [default: the model's own, by CV]
+    #[arg(long, value_name = "BOOL")]
+    pub keep_largest: Option<bool>,
     /// Tiles per model call.
     #[arg(long, default_value_t = brainseg_infer::InferenceConfig::default().batch_size)]
     pub batch_size: usize,
@@ -91,9 +94,8 @@ pub fn run(args: Args) -> Result<()> {
     inference.overlap = args.overlap;
     inference.mirror = args.tta;
     inference.batch_size = args.batch_size;
-    if let Some(voxels) = args.min_enhancing {
-        inference.min_enhancing_voxels = voxels;
-    }
+    inference.min_enhancing_voxels = args.min_enhancing.unwrap_or(inference.min_enhancing_voxels);
+    inference.keep_largest_tumour = args.keep_largest.unwrap_or(inference.keep_largest_tumour);
     let options = PredictOptions {
         inference,
         labels,

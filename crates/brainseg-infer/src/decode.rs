@@ -1,6 +1,6 @@
 //! Probabilities to MSD labels (0 background, 1 edema, 2 non-enhancing, 3 enhancing).
-use brainseg_transforms::Targets;
 use crate::{Error, Result};
+use brainseg_transforms::Targets;
 use ndarray::{Array3, ArrayView4, Axis, Zip};
 
 /// Decode `(K, X, Y, Z)` sigmoid probabilities into an MSD label map.

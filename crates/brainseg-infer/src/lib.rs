@@ -10,7 +10,9 @@ pub mod tiling;
 
 pub use decode::decode_labels;
 pub use error::{Error, Result};
-pub use postprocess::{enhancing_to_necrosis_below, remove_small_components, Removed};
+pub use postprocess::{
+    enhancing_to_necrosis_below, keep_largest_tumour, remove_small_components, Removed,
+};
 pub use tiling::{
     gaussian_importance, predict_probabilities, tile_starts, InferenceConfig, Tiling,
 };

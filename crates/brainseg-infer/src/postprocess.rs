@@ -59,6 +59,33 @@ pub fn enhancing_to_necrosis_below(labels: &mut Array3<u8>, min_voxels: usize) -
     enhancing
 }
 
+/// Keeps only the largest 26-connected component of the whole tumour (every non-zero label) and
+/// sets the rest to background; returns the voxels removed. Stray false positives far from the
+/// tumour are what make HD95 large; nnU-Net keeps this step when cross-validation says it helps
+/// (on brainseg's 16-case CV it did: see models/MODEL_CARD.md). Ties keep the first in scan order.
+pub fn keep_largest_tumour(labels: &mut Array3<u8>) -> usize {
+    if !labels.is_standard_layout() {
+        *labels = labels.as_standard_layout().into_owned();
+    }
+    let components = connected_components(&labels.mapv(|v| v != 0));
+    let Some(largest) =
+        (0..components.len()).max_by_key(|&i| (components[i].len(), usize::MAX - i))
+    else {
+        return 0;
+    };
+    let flat = labels.as_slice_mut().expect("standard layout");
+    let mut removed = 0;
+    for (i, component) in components.iter().enumerate() {
+        if i != largest {
+            removed += component.len();
+            for &index in component {
+                flat[index] = 0;
+            }
+        }
+    }
+    removed
+}
+
 /// 26-connected components of a mask, as lists of flat (row-major) indices.
 fn connected_components(mask: &Array3<bool>) -> Vec<Vec<usize>> {
     let (nx, ny, nz) = mask.dim();
@@ -130,6 +157,23 @@ mod tests {
             labels[[i, 8, 0]] = 2;
         }
         labels
+    }
+
+    #[test]
+    fn only_the_largest_tumour_component_stays_whatever_its_labels() {
+        let mut labels = hand_built();
+        // Whole-tumour components: the cube with its centre (27 voxels), the blob (2), the line (5).
+        let removed = keep_largest_tumour(&mut labels);
+        assert_eq!(removed, 7);
+        assert_eq!(labels.iter().filter(|&&v| v != 0).count(), 27);
+        assert_eq!(
+            (labels[[2, 2, 2]], labels[[1, 1, 1]]),
+            (3, 1),
+            "the cube keeps its labels"
+        );
+        assert_eq!((labels[[8, 8, 8]], labels[[0, 8, 0]]), (0, 0));
+        let mut empty = Array3::<u8>::zeros((4, 4, 4));
+        assert_eq!(keep_largest_tumour(&mut empty), 0);
     }
 
     #[test]

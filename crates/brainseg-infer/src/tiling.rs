@@ -9,8 +9,8 @@
 //! Memory stays bounded: only a `(K, X, Y, Z)` sum, an `(X, Y, Z)` weight sum and one batch of tiles are
 //! held. An axis shorter than the tile is zero-padded at its end.
 use crate::PatchPredictor;
-use brainseg_transforms::{crop_padded4, Standardization};
 use crate::{Error, Result};
+use brainseg_transforms::{crop_padded4, Standardization};
 use ndarray::{s, Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
 
 /// Where tiles go.
@@ -60,6 +60,9 @@ pub struct InferenceConfig {
     /// BraTS post-processing: an enhancing tumour smaller than this many voxels becomes necrosis
     /// (0: off). Chosen by cross-validation and stored with the model.
     pub min_enhancing_voxels: usize,
+    /// Keep only the largest connected component of the whole tumour
+    /// ([`crate::keep_largest_tumour`]). Chosen by cross-validation and stored with the model.
+    pub keep_largest_tumour: bool,
 }
 
 impl Default for InferenceConfig {
@@ -73,6 +76,7 @@ impl Default for InferenceConfig {
             standardization: Standardization::default(),
             crop_to_nonzero: true,
             min_enhancing_voxels: 0,
+            keep_largest_tumour: false,
         }
     }
 }

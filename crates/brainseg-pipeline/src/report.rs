@@ -434,6 +434,17 @@ fn prediction_options(record: &Provenance) -> Vec<Vec<String>> {
             },
         ),
         (
+            "Only the largest tumour kept",
+            if inference.keep_largest_tumour { "yes" } else { "no" }.to_string(),
+        ),
+        (
+            "Enhancing tumour below this becomes necrosis (voxels)",
+            match inference.min_enhancing_voxels {
+                0 => "off".to_string(),
+                n => n.to_string(),
+            },
+        ),
+        (
             "Probability maps written",
             if record.probabilities { "yes" } else { "no" }.to_string(),
         ),
@@ -733,7 +744,9 @@ mod tests {
     #[test]
     fn a_folder_of_predictions_alone_is_reported() {
         let folder = predictions_only();
-        let html = build(folder.path(), &titled("predictions")).unwrap().to_html();
+        let html = build(folder.path(), &titled("predictions"))
+            .unwrap()
+            .to_html();
         assert!(html.contains("<h2>Predictions</h2>"), "{html}");
         assert!(html.contains(
             "Model: models/unet_seed_epoch10.safetensors (fingerprint 0123456789abcdef)"
@@ -778,7 +791,9 @@ mod tests {
         }]);
         let layout = PredictionLayout::new(folder.path());
         std::fs::write(layout.evaluation_json(), summary.to_json()).unwrap();
-        let html = build(folder.path(), &titled("evaluation")).unwrap().to_html();
+        let html = build(folder.path(), &titled("evaluation"))
+            .unwrap()
+            .to_html();
         assert!(!html.contains("<pre>"), "no monospace block: {html}");
         assert!(html.contains("<th colspan=\"3\" class=\"group\">edema</th>"));
         assert!(html.contains("<th colspan=\"2\" class=\"group\">WT (whole tumour)</th>"));

@@ -7,8 +7,8 @@ use crate::progress::Progress;
 use crate::{Error, Result};
 use brainseg_core::LabelNumbering;
 use brainseg_infer::{
-    decode_labels, enhancing_to_necrosis_below, predict_probabilities, remove_small_components,
-    InferenceConfig,
+    decode_labels, enhancing_to_necrosis_below, keep_largest_tumour, predict_probabilities,
+    remove_small_components, InferenceConfig,
 };
 use brainseg_model::Device;
 use brainseg_volume::{write_label, write_probabilities, Case};
@@ -79,6 +79,9 @@ pub fn segment_case(
     let mut label_map = decode_labels(probs.view(), model.targets(), labels.threshold)?;
     if labels.min_component > 0 {
         remove_small_components(&mut label_map, labels.min_component, model.targets());
+    }
+    if inference.keep_largest_tumour {
+        keep_largest_tumour(&mut label_map);
     }
     enhancing_to_necrosis_below(&mut label_map, inference.min_enhancing_voxels);
     Ok((label_map, probs))
