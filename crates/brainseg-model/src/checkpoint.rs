@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use brainseg_volume::Error;
+use crate::Error;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, View};
@@ -88,7 +88,7 @@ pub fn save_checkpoint_with_metadata(
     metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let bytes = safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| Error::at(path, format!("cannot encode the checkpoint: {e}")))?;
-    brainseg_volume::write_atomic(path, &bytes)
+    Ok(brainseg_volume::write_atomic(path, &bytes)?)
 }
 
 /// Reads only the config of a checkpoint (the header, not the weights).
@@ -155,7 +155,7 @@ pub fn load_checkpoint(
     let file = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(path, &e.to_string()))?;
 
     // A fresh model gives the expected names and shapes; every one is then replaced from the file.
-    let model = UNet3d::new(&config, 0, device).map_err(|e| Error::at(path, e.problem))?;
+    let model = UNet3d::new(&config, 0, device).map_err(|e| Error::at(path, e.problem()))?;
     let mut loader = Loader {
         path: Vec::new(),
         file: &file,
@@ -220,7 +220,9 @@ fn config_from_metadata(
         .ok_or_else(|| Error::at(path, "checkpoint has no model config"))?;
     let config: UNet3dConfig = serde_json::from_str(json)
         .map_err(|e| Error::at(path, format!("checkpoint model config is invalid: {e}")))?;
-    config.validate().map_err(|e| Error::at(path, e.problem))?;
+    config
+        .validate()
+        .map_err(|e| Error::at(path, e.problem()))?;
     Ok(config)
 }
 
@@ -435,7 +437,7 @@ mod tests {
         assert!(load_checkpoint(&path, None, &device).is_ok());
         let err =
             save_checkpoint_with_metadata(&model, &path, StorageDtype::F32, &[("config", "{}")]);
-        assert!(err.unwrap_err().problem.contains("reserved"));
+        assert!(err.unwrap_err().problem().contains("reserved"));
     }
 
     #[test]
@@ -519,8 +521,8 @@ mod tests {
             ..config.clone()
         };
         let err = load_checkpoint(&path, Some(&other), &device).unwrap_err();
-        assert_eq!(err.path.as_deref(), Some(path.as_path()));
-        assert!(err.problem.contains("different model"), "{err}");
+        assert_eq!(err.path(), Some(path.as_path()));
+        assert!(err.problem().contains("different model"), "{err}");
 
         let missing = dir.path().join("absent.safetensors");
         assert!(load_checkpoint(&missing, None, &device)
@@ -532,7 +534,7 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
         let err = load_checkpoint(&truncated, None, &device).unwrap_err();
-        assert!(err.problem.contains("not a valid safetensors"), "{err}");
+        assert!(err.problem().contains("not a valid safetensors"), "{err}");
 
         let garbage = dir.path().join("garbage.safetensors");
         std::fs::write(&garbage, b"hello").unwrap();
@@ -552,7 +554,7 @@ mod tests {
         .unwrap();
         assert!(load_checkpoint(&foreign, None, &device)
             .unwrap_err()
-            .problem
+            .problem()
             .contains("not a brainseg model"));
         let future = dir.path().join("future.safetensors");
         let tensor = StoredTensor {
@@ -575,7 +577,7 @@ mod tests {
         .unwrap();
         assert!(load_checkpoint(&future, None, &device)
             .unwrap_err()
-            .problem
+            .problem()
             .contains("version 99"));
     }
 
@@ -627,7 +629,7 @@ mod tests {
         .unwrap();
         let err = load_checkpoint(&path, None, &device).unwrap_err();
         assert!(
-            err.problem
+            err.problem()
                 .contains("encoders.0.conv1.weight has shape [4, 4, 3, 3, 3]"),
             "{err}"
         );

@@ -1,5 +1,5 @@
 //! The U-Net's hyper-parameters, their channel plan and the input shapes they accept.
-use brainseg_volume::Error;
+use crate::Error;
 use serde::{Deserialize, Serialize};
 
 /// How the decoder doubles the spatial size.

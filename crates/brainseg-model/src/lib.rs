@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod conv;
+mod error;
 pub mod loss;
 pub mod ops;
 pub mod predict;
@@ -25,6 +26,7 @@ pub use config::{
     Activation, Downsampling, Normalisation, OutputActivation, Targets, UNet3dConfig, Upsampling,
     LEAKY_RELU_SLOPE,
 };
+pub use error::{Error, Result};
 pub use loss::{
     bce_with_logits, deep_supervision_loss, deep_supervision_weights, dice_bce_loss,
     dice_coefficient, soft_dice_loss, SEED_EPSILON,
@@ -54,9 +56,9 @@ pub fn cpu_autodiff_device() -> Device {
 /// burn-tch raises on its first CUDA allocation. Turns on cuDNN's autotuner: patch shapes are fixed
 /// for a whole run, so the one-off search per shape pays for itself.
 #[cfg(feature = "cuda")]
-pub fn cuda_device() -> Result<Device, brainseg_volume::Error> {
+pub fn cuda_device() -> Result<Device, Error> {
     if !tch::Cuda::is_available() {
-        return Err(brainseg_volume::Error::msg(
+        return Err(Error::msg(
             "no CUDA GPU is usable by libtorch: check `nvidia-smi` (driver and GPU) and that this \
              build's libtorch is a CUDA one (libtorch_cuda.so beside libtorch_cpu.so on LD_LIBRARY_PATH)",
         ));

@@ -1,5 +1,5 @@
 //! Batch inference between `ndarray` and the model, without gradients.
-use brainseg_volume::Error;
+use crate::Error;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::{Array5, ArrayView5};

@@ -3,7 +3,7 @@
 //!
 //! FLOP counts one multiply-add as 2 and covers convolutions only (norms, ReLU, pooling and
 //! upsampling are a fraction of a percent of the total).
-use brainseg_volume::Error;
+use crate::Error;
 use serde::Serialize;
 
 use crate::config::{Downsampling, Normalisation, UNet3dConfig, Upsampling};

@@ -6,7 +6,7 @@
 //! (`encoders.0.conv1.weight`, `decoders.2.norm2.bias`, `ups.0.weight`, `head.weight`,
 //! `ds_heads.0.weight`) and their
 //! shapes follow PyTorch (`Conv3d`: `[out, in, k, k, k]`), so checkpoints map one to one.
-use brainseg_volume::Error;
+use crate::Error;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv3d, ConvTranspose3d};
 use burn::nn::{BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, PaddingConfig3d};

@@ -69,3 +69,12 @@ impl From<brainseg_infer::Error> for Error {
         Error::Invalid(e.to_string())
     }
 }
+
+impl From<brainseg_model::Error> for Error {
+    fn from(e: brainseg_model::Error) -> Error {
+        match e {
+            brainseg_model::Error::File(e) => Error::Input(e),
+            brainseg_model::Error::Invalid(problem) => Error::Invalid(problem),
+        }
+    }
+}

@@ -49,3 +49,12 @@ impl From<brainseg_transforms::Error> for Error {
         Error::Run(e.to_string())
     }
 }
+
+impl From<brainseg_model::Error> for Error {
+    fn from(e: brainseg_model::Error) -> Error {
+        match e {
+            brainseg_model::Error::File(e) => Error::File(e),
+            brainseg_model::Error::Invalid(problem) => Error::Run(problem),
+        }
+    }
+}

@@ -3,8 +3,7 @@
 //! standardisation) under [`CHECKPOINT_METADATA_KEY`], so the file alone rebuilds its predictor.
 use brainseg_infer::{InferenceConfig, CHECKPOINT_METADATA_KEY};
 use brainseg_model::checkpoint::{self, StorageDtype};
-use brainseg_model::{Device, UNet3d};
-use brainseg_volume::{Error, Result};
+use brainseg_model::{Device, Error, Result, UNet3d};
 use std::path::Path;
 
 /// A model and how to run it on whole scans.
