@@ -78,3 +78,13 @@ impl From<brainseg_model::Error> for Error {
         }
     }
 }
+
+impl From<brainseg_viewer::Error> for Error {
+    fn from(e: brainseg_viewer::Error) -> Error {
+        match e {
+            brainseg_viewer::Error::File(e) => Error::Input(e),
+            brainseg_viewer::Error::Pictures(e) => Error::Pictures(e),
+            brainseg_viewer::Error::Invalid(problem) => Error::Invalid(problem),
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! Colour tables beside a label map, so ITK-SNAP and 3D Slicer show brainseg's classes in
 //! brainseg's colours and names: `<name>.itksnap.txt` (ITK-SNAP label description file) and
 //! `<name>.ctbl` (3D Slicer colour table).
+use crate::{Error, Result};
 use brainseg_core::{Class, LabelNumbering};
 use brainseg_visualize::CLASS_COLOURS;
-use brainseg_volume::{write_atomic, Error, Result};
+use brainseg_volume::write_atomic;
 use std::path::{Path, PathBuf};
 
 /// The classes with their label values in `numbering`, by value.

@@ -4,15 +4,17 @@
 //! NiiVue (BSD-2-Clause) is not part of the repository: `npm ci --prefix viewer` fetches the version
 //! pinned in viewer/package-lock.json and build.rs embeds its bundle, so the viewer works offline.
 mod colour_tables;
+mod error;
 mod nifti;
 mod page;
 mod server;
 
 pub use colour_tables::{itksnap_text, slicer_text, write_colour_tables};
+pub use error::{Error, Result};
 pub use page::{niivue_bundle, NIIVUE_VERSION};
 pub use server::{ViewOptions, Viewer};
 
-use brainseg_volume::{Case, Result};
+use brainseg_volume::Case;
 use ndarray::Array3;
 
 /// A self-contained HTML viewer of `case` with its label maps (MSD numbering, the case's canonical

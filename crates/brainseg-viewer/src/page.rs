@@ -1,10 +1,11 @@
 //! The viewer page: one HTML template (viewer/index.html) and script (viewer/viewer.js), with the
 //! case's volumes either served beside it (`brainseg view`) or inside it as base64 (reports).
 use crate::nifti::{encode_i16, encode_u8, Crop};
+use crate::{Error, Result};
 use base64::Engine;
 use brainseg_core::{Class, MODALITIES};
 use brainseg_visualize::{labelled_volume, render_slice, Convention, Overlay, View, CLASS_COLOURS};
-use brainseg_volume::{Case, Error, Result};
+use brainseg_volume::Case;
 use ndarray::{Array3, Axis};
 use serde_json::{json, Value};
 
@@ -192,8 +193,7 @@ fn pictures(case: &Case, layers: &[Layer], centre: [usize; 3]) -> Result<String>
     let flair = case.image.index_axis(Axis(0), 0);
     let none = Array3::zeros(flair.dim());
     let labels = layers.first().map_or(&none, |l| l.labels);
-    let volume = labelled_volume(flair, labels.view(), Overlay::Blend { alpha: 0.5 })
-        .map_err(|e| brainseg_volume::Error::msg(e.to_string()))?;
+    let volume = labelled_volume(flair, labels.view(), Overlay::Blend { alpha: 0.5 })?;
     let spacing = case.geometry.spacing();
     let mut html = String::new();
     for (view, index) in [

@@ -1,7 +1,8 @@
 //! `brainseg view`: the page and the case's volumes served on 127.0.0.1 until the process stops.
 use crate::page::{build, Delivery, Layer};
+use crate::{Error, Result};
 use brainseg_core::LabelNumbering;
-use brainseg_volume::{read_label_msd, Dataset, Error, Result};
+use brainseg_volume::{read_label_msd, Dataset};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
