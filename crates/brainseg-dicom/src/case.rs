@@ -3,7 +3,8 @@
 use crate::resample::{resample_to, Grid};
 use crate::series::{Modality, Series, Study};
 use crate::volume::read_series;
-use brainseg_volume::{Case, Error, Result, MODALITIES};
+use crate::{Error, Result};
+use brainseg_volume::{Case, MODALITIES};
 use ndarray::{s, Array4};
 
 /// brainseg's modalities in [`MODALITIES`] order.

@@ -2,7 +2,8 @@
 //! and the voxel-to-world affine as dcm2niix writes it.
 #![allow(clippy::needless_range_loop)] // 3x3 and 4x4 matrix arithmetic reads best indexed.
 use crate::header::{cross, dot, Slice};
-use brainseg_volume::{Error, Geometry, Orientation, Result};
+use crate::{Error, Result};
+use brainseg_volume::{Geometry, Orientation};
 use nifti::{Endianness, NiftiHeader};
 use std::path::PathBuf;
 

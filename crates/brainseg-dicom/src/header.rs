@@ -3,7 +3,7 @@
 //!
 //! Classic objects hold one image (or a Siemens mosaic of several); enhanced multi-frame objects
 //! hold many frames, described by per-frame and shared functional groups.
-use brainseg_volume::{Error, Result};
+use crate::{Error, Result};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;

@@ -32,14 +32,15 @@
 //! Every error is one line naming the file (or folder) and the problem.
 
 mod case;
+mod error;
 mod geometry;
 mod header;
 mod resample;
 mod series;
 mod volume;
 
-pub use brainseg_volume::{Error, Result};
 pub use case::{case_from_series, pick_modalities, CASE_MODALITIES};
+pub use error::{Error, Result};
 pub use geometry::{lps_to_ras, nifti_geometry, StackGeometry};
 pub use resample::{resample_to, Grid};
 pub use series::{

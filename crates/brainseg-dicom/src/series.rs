@@ -1,7 +1,7 @@
 //! Finding the series of a study folder and describing them without reading pixels.
 use crate::geometry::{self, StackGeometry};
 use crate::header::{self, ObjectHeader, Slice};
-use brainseg_volume::{Error, Result};
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

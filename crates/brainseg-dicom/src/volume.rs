@@ -2,8 +2,9 @@
 use crate::geometry::nifti_geometry;
 use crate::header::{self, Slice, Tile};
 use crate::series::{scan_study, Series, SeriesInfo};
+use crate::{Error, Result};
 use brainseg_volume::nifti_io::write_image;
-use brainseg_volume::{Error, Image, Result};
+use brainseg_volume::Image;
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
@@ -92,7 +93,12 @@ pub fn read_series(series: &Series) -> Result<Image> {
 /// Write an image read by [`read_series`] as NIfTI (`.nii` or `.nii.gz`) in its source
 /// orientation, through brainseg-volume's writer.
 pub fn write_nifti(path: &Path, image: &Image) -> Result<()> {
-    write_image(path, &image.data, &image.geometry, &image.source_dtype)
+    Ok(write_image(
+        path,
+        &image.data,
+        &image.geometry,
+        &image.source_dtype,
+    )?)
 }
 
 /// One series' outcome in [`convert_study`].

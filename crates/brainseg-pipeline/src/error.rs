@@ -88,3 +88,12 @@ impl From<brainseg_viewer::Error> for Error {
         }
     }
 }
+
+impl From<brainseg_dicom::Error> for Error {
+    fn from(e: brainseg_dicom::Error) -> Error {
+        match e {
+            brainseg_dicom::Error::File(e) => Error::Input(e),
+            brainseg_dicom::Error::Invalid(problem) => Error::Invalid(problem),
+        }
+    }
+}
