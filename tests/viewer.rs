@@ -66,6 +66,8 @@ fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<Str
             "--v=0",
             "--window-size=1280,800",
             "--virtual-time-budget=60000",
+            // Headless screenshots then include every compositor stage drawn before the capture.
+            "--run-all-compositor-stages-before-draw",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
@@ -96,10 +98,14 @@ fn run_chromium(browser: &Path, url: &str, extra: &[String]) -> (String, Vec<Str
     )
 }
 
+/// How often a page is loaded before an unfinished one counts as a failure: the served page, whose
+/// volumes arrive over HTTP, is caught unfinished in about half the runs on a busy 2-core machine.
+const TRIES: usize = 6;
+
 /// The page's DOM once `done` says it has finished (loaded or failed). Headless Chromium dumps the
 /// DOM when its virtual-time budget runs out, which on a busy machine sometimes comes before the
 /// volumes are drawn (virtual time does not wait for WebGL work in the GPU process): an unfinished
-/// page is loaded again, up to three times in all.
+/// page is loaded again, up to `TRIES` times in all.
 fn finished_dom(
     browser: &Path,
     url: &str,
@@ -110,7 +116,7 @@ fn finished_dom(
     let mut attempt = 1;
     loop {
         let (dom, console) = run_chromium(browser, url, &args);
-        if done(&dom) || attempt == 3 {
+        if done(&dom) || attempt == TRIES {
             return (dom, console);
         }
         eprintln!("note: dump {attempt} of {url} came before the page finished; again");
@@ -180,9 +186,9 @@ fn check_screenshot(browser: &Path, url: &str, canvas: [usize; 4], extra: &[Stri
     let shot = dir.path().join("viewer.png");
     // Headless Chromium takes the screenshot when its virtual-time budget runs out, which
     // sometimes comes before the served volumes are drawn (the --dump-dom run above proved they
-    // load): a blank canvas is retried twice before it counts as a failure.
+    // load): a blank canvas is tried again, up to `TRIES` times in all, before it counts as a failure.
     let mut counts = [0; 3];
-    for attempt in 1..=3 {
+    for attempt in 1..=TRIES {
         let (_, console) = run_chromium(
             browser,
             url,
