@@ -37,30 +37,7 @@ impl Cohort {
         };
         let ids = write_dataset(&data, cases, &config, 5).unwrap();
         let run = root.join("run");
-        brainseg_ok!(
-            "train",
-            "-i",
-            &data,
-            "-o",
-            &run,
-            "--patch",
-            "16",
-            "16",
-            "8",
-            "--depth",
-            "2",
-            "--base-filters",
-            "2",
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "1",
-            "--batch-size",
-            "1",
-            "--valid-patches",
-            "1"
-        );
-        let model = run.join("best.safetensors");
+        let model = train_tiny_model(&data, &run);
         let single = root.join("single");
         brainseg_ok!("predict", "-i", &data, "-o", &single, "--model", &model, "--tta");
         let reference = label_maps(&single);

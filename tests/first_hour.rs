@@ -4,7 +4,7 @@
 mod common;
 
 use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
-use common::text;
+use common::{text, train_tiny_model};
 use serde_json::Value;
 use std::path::Path;
 
@@ -16,29 +16,8 @@ fn dataset_and_model(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         ..SyntheticConfig::default()
     };
     write_dataset(&data, 3, &config, 11).unwrap();
-    let run = dir.join("run");
-    brainseg_ok!(
-        "train",
-        "-i",
-        &data,
-        "-o",
-        &run,
-        "--patch",
-        "16,16,8",
-        "--depth",
-        "2",
-        "--base-filters",
-        "2",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "1",
-        "--batch-size",
-        "1",
-        "--valid-patches",
-        "1"
-    );
-    (data, run.join("best.safetensors"))
+    let model = train_tiny_model(&data, &dir.join("run"));
+    (data, model)
 }
 
 #[test]

@@ -76,6 +76,33 @@ where
     text(&out.stdout)
 }
 
+/// Trains a 2-level, 2-filter U-Net on `data` into `run` for one step of one 16x16x8 patch (a
+/// second of work); returns its model file. For tests that need a model, not a good one.
+pub fn train_tiny_model(data: &Path, run: &Path) -> PathBuf {
+    brainseg_ok!(
+        "train",
+        "-i",
+        data,
+        "-o",
+        run,
+        "--patch",
+        "16,16,8",
+        "--depth",
+        "2",
+        "--base-filters",
+        "2",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "1",
+        "--valid-patches",
+        "1"
+    );
+    run.join("best.safetensors")
+}
+
 /// A failure the way users should see it: exit code 1, no panic, and stderr ending in one `error: ...` line
 /// that holds every `needle` (file names and the problem). Returns that line.
 pub fn assert_user_error(out: &Output, needles: &[&str]) -> String {
