@@ -107,9 +107,8 @@ fn quantise(image: ArrayView4<f32>) -> (Vec<i16>, Vec<f32>) {
     let scales: Vec<f32> = image
         .axis_iter(Axis(0))
         .map(|channel| {
-            let whole = channel
-                .iter()
-                .all(|v| v.fract() == 0.0 && (-32768.0..=32767.0).contains(v));
+            // Whole and within int16: the cast saturates outside it and turns NaN into 0.
+            let whole = channel.iter().all(|&v| v as i16 as f32 == v);
             let largest = channel.iter().fold(0f32, |m, v| m.max(v.abs()));
             if whole || largest == 0.0 {
                 1.0
@@ -121,12 +120,7 @@ fn quantise(image: ArrayView4<f32>) -> (Vec<i16>, Vec<f32>) {
     let values = image
         .axis_iter(Axis(0))
         .zip(&scales)
-        .flat_map(|(channel, &scale)| {
-            channel
-                .iter()
-                .map(move |v| (v / scale).round() as i16)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(channel, &scale)| channel.into_iter().map(move |v| (v / scale).round() as i16))
         .collect();
     (values, scales)
 }
