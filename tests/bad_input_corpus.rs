@@ -813,7 +813,9 @@ fn kinds() -> Vec<Kind> {
             )
         }),
         // ---- training
-        kind!("train on a bad dataset, then retried once it is fixed", |f| {
+        kind!(
+            "train on a bad dataset, then retried once it is fixed",
+            |f| {
                 let data = f.path("data");
                 write_brats_case(&data, "Brats_a_1", TRAIN_SHAPE);
                 let broken = write_brats_case(&data, "Brats_b_1", TRAIN_SHAPE);
@@ -911,7 +913,10 @@ fn kinds() -> Vec<Kind> {
             four_d(&input, 4);
             let out = f.path("predictions");
             run(
-                args!["predict", "-i", &input, "-o", &out, "--model", &f.model, "--tiling", "diagonal"],
+                args![
+                    "predict", "-i", &input, "-o", &out, "--model", &f.model, "--tiling",
+                    "diagonal"
+                ],
                 &["--tiling", "diagonal"],
             )
         }),

@@ -40,7 +40,11 @@ fn crop_around_tumour() -> Array4<f32> {
     }
     let shape = label.shape();
     let start: Vec<usize> = (0..3)
-        .map(|a| (sum[a] / count).saturating_sub(CROP[a] / 2).min(shape[a] - CROP[a]))
+        .map(|a| {
+            (sum[a] / count)
+                .saturating_sub(CROP[a] / 2)
+                .min(shape[a] - CROP[a])
+        })
         .collect();
     case.image
         .slice(s![
@@ -65,7 +69,11 @@ fn write_slice(dir: &Path, volume: ndarray::ArrayView3<f32>, series: usize, k: u
         VR::UI,
         format!("1.2.826.0.1.3680043.10.1.{number}.{}", k + 1).into(),
     );
-    put(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.10.1".into());
+    put(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        "1.2.826.0.1.3680043.10.1".into(),
+    );
     put(
         tags::SERIES_INSTANCE_UID,
         VR::UI,
@@ -93,20 +101,26 @@ fn write_slice(dir: &Path, volume: ndarray::ArrayView3<f32>, series: usize, k: u
     put(tags::ROWS, VR::US, PrimitiveValue::from(CROP[1] as u16));
     put(tags::COLUMNS, VR::US, PrimitiveValue::from(CROP[0] as u16));
     put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
-    put(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2".into());
+    put(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2".into(),
+    );
     put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
     put(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
     put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
-    put(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(1u16));
+    put(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    );
     // Rows (j) outer, columns (i) inner, as DICOM stores a frame.
     let pixels: Vec<u16> = (0..CROP[1])
         .flat_map(|j| (0..CROP[0]).map(move |i| volume[[i, j, k]] as i16 as u16))
         .collect();
     put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into()));
     let file = obj
-        .with_meta(
-            FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN),
-        )
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
         .unwrap();
     let folder = dir.join(format!("{number:03}_{description}"));
     std::fs::create_dir_all(&folder).unwrap();
@@ -147,7 +161,13 @@ fn a_dicom_study_segments_like_the_same_voxels_in_nifti() {
     let dir = tempfile::tempdir().unwrap();
     let image = crop_around_tumour();
     let nifti = dir.path().join("case.nii.gz");
-    write_image(&nifti, &image, &Geometry::synthetic(CROP, [1.0; 3]), "int16").unwrap();
+    write_image(
+        &nifti,
+        &image,
+        &Geometry::synthetic(CROP, [1.0; 3]),
+        "int16",
+    )
+    .unwrap();
     let study = dir.path().join("study");
     for (series, volume) in image.outer_iter().enumerate() {
         for k in 0..CROP[2] {
@@ -164,7 +184,10 @@ fn a_dicom_study_segments_like_the_same_voxels_in_nifti() {
     let distance = geometry_dicom.max_world_distance(&geometry_nifti);
     assert!(distance < 1e-3, "grids {distance} mm apart");
     let tumour = labels_nifti.iter().filter(|&&v| v > 0).count();
-    assert!(tumour > 1000, "only {tumour} tumour voxels found in the crop");
+    assert!(
+        tumour > 1000,
+        "only {tumour} tumour voxels found in the crop"
+    );
     let differing = labels_nifti
         .iter()
         .zip(&labels_dicom)

@@ -11,7 +11,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let Some(dir) = cache::shared_dir() else {
-        bail!("no cache folder: set BRAINSEG_CACHE (or HOME); runs keep their cases in <run>/cache");
+        bail!(
+            "no cache folder: set BRAINSEG_CACHE (or HOME); runs keep their cases in <run>/cache"
+        );
     };
     let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
     if args.clear {

@@ -43,12 +43,20 @@ pub fn run(args: Args) -> Result<()> {
     for input in &args.input {
         for (id, file) in label_files(input, args.pred_labels, "prediction")? {
             if let Some((earlier, _)) = predictions.insert(id.clone(), file) {
-                bail!("case {id} is predicted twice: {} and in {}", earlier.display(), input.display());
+                bail!(
+                    "case {id} is predicted twice: {} and in {}",
+                    earlier.display(),
+                    input.display()
+                );
             }
         }
     }
     let truths = label_files(&args.truth, args.truth_labels, "ground truth")?;
-    let inputs: Vec<PathBuf> = predictions.values().chain(truths.values()).map(|(p, _)| p.clone()).collect();
+    let inputs: Vec<PathBuf> = predictions
+        .values()
+        .chain(truths.values())
+        .map(|(p, _)| p.clone())
+        .collect();
     for output in args.csv.iter().chain(&args.json) {
         refuse_input_as_output(output, &inputs)?;
     }
@@ -80,8 +88,16 @@ pub fn run(args: Args) -> Result<()> {
         println!("wrote {}", json.display());
     }
     if !evaluation.failed.is_empty() {
-        let ids: Vec<&str> = evaluation.failed.iter().map(|(id, _)| id.as_str()).collect();
-        bail!("{} case(s) could not be scored: {}", ids.len(), ids.join(", "));
+        let ids: Vec<&str> = evaluation
+            .failed
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        bail!(
+            "{} case(s) could not be scored: {}",
+            ids.len(),
+            ids.join(", ")
+        );
     }
     Ok(())
 }

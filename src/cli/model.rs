@@ -40,10 +40,18 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let (mut config, tile, name) = if args.notebook {
-        (UNet3dConfig::default(), [160, 160, 16], "the notebook's U-Net".to_string())
+        (
+            UNet3dConfig::default(),
+            [160, 160, 16],
+            "the notebook's U-Net".to_string(),
+        )
     } else if let Some(path) = &args.input {
         let file = brainseg_train::model_file::load(path, &brainseg_model::cpu_device())?;
-        (file.model.config().clone(), file.inference.tile, path.display().to_string())
+        (
+            file.model.config().clone(),
+            file.inference.tile,
+            path.display().to_string(),
+        )
     } else {
         let model = LoadedModel::load(None, &brainseg_model::cpu_device())?;
         (model.config().clone(), model.inference.tile, model.name)

@@ -145,8 +145,14 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     }
     set(&mut c.loss, args.loss);
     set(&mut c.sampling.standardization, args.standardization);
-    set(&mut c.sampling.patch.foreground_share, args.foreground_share);
-    set(&mut c.sampling.patch.background_threshold, args.background_threshold);
+    set(
+        &mut c.sampling.patch.foreground_share,
+        args.foreground_share,
+    );
+    set(
+        &mut c.sampling.patch.background_threshold,
+        args.background_threshold,
+    );
     if let Some(preset) = args.augmentation {
         c.sampling.augmentation = AugmentationConfig::preset(preset);
     }

@@ -3,8 +3,8 @@
 //!     cargo run --release -p brainseg-dicom --example bench_read [SERIES_FOLDER] [RUNS]
 //!
 //! Times (best and median of RUNS, default 5): brainseg scanning headers + reading pixels into
-//! memory, brainseg converting to .nii.gz, and `dcm2niix -z y` (when on PATH) converting the same
-//! folder. Prints the CPU model and the load average, since the machine may be shared.
+//! memory, brainseg converting to .nii.gz and to .nii, and `dcm2niix -z y` / `-z n` (when on
+//! PATH) converting the same folder. Prints the CPU model and the load average, since the machine may be shared.
 use brainseg_dicom::{convert_study, scan_study};
 use std::path::PathBuf;
 use std::process::Command;
@@ -61,6 +61,15 @@ fn main() {
         assert!(results.iter().all(|r| r.outcome.is_ok()));
     });
     report("brainseg-dicom convert to .nii.gz", &convert);
+    // Like for like with `dcm2niix -z n`: every series read and written uncompressed.
+    let plain = time(runs, || {
+        let study = scan_study(&folder).expect("scan");
+        for (n, s) in study.series.iter().enumerate() {
+            let image = brainseg_dicom::read_series(s).expect("read");
+            brainseg_dicom::write_nifti(&out.join(format!("{n}.nii")), &image).expect("write");
+        }
+    });
+    report("brainseg-dicom read + write .nii", &plain);
     let _ = std::fs::remove_dir_all(&out);
 
     let dcm2niix_out = std::env::temp_dir().join(format!("bench_dcm2niix_{}", std::process::id()));

@@ -53,53 +53,82 @@ pub fn read_series(series: &Series) -> Result<Image> {
     }
     let jobs: Vec<(usize, Vec<Place>)> = by_file.into_iter().collect();
     let (cols, rows, nz) = (g.cols, g.rows, g.slices);
-    let plane = cols * rows;
-    // Each job returns its slices' values, row-major (row j, column i).
-    let decoded = crate::parallel_map(&jobs, |(file, places)| -> Result<Vec<Vec<f32>>> {
+    // Each job returns its slices' real values, row-major (row j, column i), and whether they are
+    // all whole numbers within int16 (a cast saturates outside it and turns NaN into 0, so neither
+    // compares equal; the cast is one instruction where `fract` calls `truncf`).
+    let decoded = crate::parallel_map(&jobs, |(file, places)| -> Result<Vec<(Vec<f32>, bool)>> {
         let path = &series.files[*file];
         let obj = header::open_full(path)?;
         let pixels = Pixels::decode(path, &obj)?;
         places
             .iter()
-            .map(|(_, _, s)| pixels.slice(path, s))
+            .map(|(_, _, s)| {
+                let values = pixels.slice(path, s)?;
+                let whole = values.iter().all(|&v| v as i16 as f32 == v);
+                Ok((values, whole))
+            })
             .collect()
     });
-    // Each slice's values (row j, column i) by its (volume, slice) place.
+    // Each slice's values by its (volume, slice) place.
     let mut slices: Vec<Vec<f32>> = vec![Vec::new(); g.volumes * nz];
+    let mut whole = true;
     for ((_, places), values) in jobs.iter().zip(decoded) {
-        for ((v, k, _), values) in places.iter().zip(values?) {
+        for ((v, k, _), (values, slice_whole)) in places.iter().zip(values?) {
             slices[v * nz + k] = values;
+            whole &= slice_whole;
         }
     }
-    // Source array (volume, i, j, k) in standard layout. Slices are written 16 at a time, so
-    // each (i, j) fills a cache line of consecutive k instead of one float per line.
-    const BLOCK: usize = 16;
-    let mut source = vec![0f32; g.volumes * plane * nz];
-    for v in 0..g.volumes {
-        for k0 in (0..nz).step_by(BLOCK) {
-            let block = &slices[v * nz + k0..v * nz + (k0 + BLOCK).min(nz)];
-            for j in 0..rows {
-                for i in 0..cols {
-                    let at = v * plane * nz + (i * rows + j) * nz + k0;
-                    for (dk, values) in block.iter().enumerate() {
-                        source[at + dk] = values[j * cols + i];
-                    }
-                }
-            }
-        }
-    }
-    // Whole numbers within int16 (a cast saturates outside it and turns NaN into 0, so neither
-    // compares equal); the cast is a single instruction where `fract` calls `truncf`.
-    let whole = source.iter().all(|&v| v as i16 as f32 == v);
-    let source =
-        Array4::from_shape_vec((g.volumes, cols, rows, nz), source).expect("length matches shape");
+    // Written straight into the canonical (RAS) layout, one volume at a time.
     let geometry = nifti_geometry([cols, rows, nz], &g.affine_ras());
-    let data = geometry.orientation.to_canonical4(&source);
+    let (steps, offset) = geometry.orientation.canonical_strides([cols, rows, nz]);
+    let per_volume = cols * rows * nz;
+    let mut data = vec![0f32; g.volumes * per_volume];
+    for (out, slices) in data.chunks_mut(per_volume).zip(slices.chunks(nz)) {
+        scatter_slices(slices, out, steps, offset, [cols, rows]);
+    }
+    let shape = geometry.orientation.perm.map(|s| [cols, rows, nz][s]);
+    let data = Array4::from_shape_vec((g.volumes, shape[0], shape[1], shape[2]), data)
+        .expect("length matches shape");
     Ok(Image {
         data,
         geometry,
         source_dtype: if whole { "int16" } else { "float32" }.to_string(),
     })
+}
+
+/// Write one volume's slices (row-major, `[cols, rows]` each) into `out`, where source voxel
+/// (column i, row j, slice k) goes to `offset + i * steps[0] + j * steps[1] + k * steps[2]`.
+/// Slices go 16 at a time with the slice index innermost, and of the two in-slice axes the one
+/// with the shorter step runs inside: along whichever axis lands contiguously (the slice axis
+/// for axial series, a row or column for the others) the writes then fill whole cache lines.
+fn scatter_slices(
+    slices: &[Vec<f32>],
+    out: &mut [f32],
+    steps: [isize; 3],
+    offset: usize,
+    [cols, rows]: [usize; 2],
+) {
+    const BLOCK: usize = 16;
+    // (count, step in out, step in a slice) of the outer and inner in-slice loops.
+    let column = (cols, steps[0], 1);
+    let row = (rows, steps[1], cols);
+    let (outer, inner) = if steps[0].abs() >= steps[1].abs() {
+        (column, row)
+    } else {
+        (row, column)
+    };
+    for (b, block) in slices.chunks(BLOCK).enumerate() {
+        let first = offset as isize + (b * BLOCK) as isize * steps[2];
+        for a in 0..outer.0 {
+            for c in 0..inner.0 {
+                let at = first + a as isize * outer.1 + c as isize * inner.1;
+                let from = a * outer.2 + c * inner.2;
+                for (dk, slice) in block.iter().enumerate() {
+                    out[(at + dk as isize * steps[2]) as usize] = slice[from];
+                }
+            }
+        }
+    }
 }
 
 /// Write an image read by [`read_series`] as NIfTI (`.nii` or `.nii.gz`) in its source

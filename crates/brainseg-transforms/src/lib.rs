@@ -14,8 +14,8 @@ pub mod standardize;
 pub mod targets;
 
 pub use augment::{augment, AugmentConfig, Augmentation};
-pub use error::{Error, Result};
 pub use augmentation::{augment_patch, Applied, AugmentationConfig, AugmentationPreset};
+pub use error::{Error, Result};
 pub use patch::{
     crop_padded3, crop_padded4, sample_patch, sample_scaled_patch, Patch, PatchConfig, PatchOrigin,
 };

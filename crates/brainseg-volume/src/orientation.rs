@@ -93,6 +93,27 @@ impl Orientation {
             .into_owned()
     }
 
+    /// Where source voxels land in the canonical array, for writing it directly: per source axis,
+    /// the step in a standard-layout canonical `(X, Y, Z)` array (negative where flipped), and the
+    /// canonical offset of source voxel (0, 0, 0). Source voxel `(i, j, k)` is canonical element
+    /// `offset + i * steps[0] + j * steps[1] + k * steps[2]`.
+    pub fn canonical_strides(&self, source_shape: [usize; 3]) -> ([isize; 3], usize) {
+        let shape = self.perm.map(|s| source_shape[s]);
+        let standard = [shape[1] * shape[2], shape[2], 1];
+        let mut steps = [0isize; 3];
+        let mut offset = 0;
+        for axis in 0..3 {
+            let step = standard[axis] as isize;
+            if self.flip[axis] {
+                steps[self.perm[axis]] = -step;
+                offset += (shape[axis] - 1) * standard[axis];
+            } else {
+                steps[self.perm[axis]] = step;
+            }
+        }
+        (steps, offset)
+    }
+
     /// Source voxel index of a canonical voxel index, for a source of spatial shape `source_shape`.
     pub fn source_index(&self, canonical: [usize; 3], source_shape: [usize; 3]) -> [usize; 3] {
         let mut source = [0; 3];
@@ -207,6 +228,39 @@ mod tests {
         }
         a[3][3] = 1.0;
         a
+    }
+
+    #[test]
+    fn canonical_strides_place_every_voxel_where_to_canonical_puts_it() {
+        // Every permutation and flip: the voxel numbered n in a 2x3x4 source lands at the index
+        // the strides give in the array to_canonical3 builds.
+        let source = Array3::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 12 + j * 4 + k) as f32);
+        let perms = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for perm in perms {
+            for bits in 0..8 {
+                let o = Orientation {
+                    perm,
+                    flip: [bits & 1 != 0, bits & 2 != 0, bits & 4 != 0],
+                };
+                let canonical = o.to_canonical3(&source);
+                let flat = canonical.as_slice().expect("standard layout");
+                let (steps, offset) = o.canonical_strides([2, 3, 4]);
+                for ((i, j, k), &v) in source.indexed_iter() {
+                    let at = offset as isize
+                        + i as isize * steps[0]
+                        + j as isize * steps[1]
+                        + k as isize * steps[2];
+                    assert_eq!(flat[at as usize], v, "{o:?} at ({i}, {j}, {k})");
+                }
+            }
+        }
     }
 
     #[test]

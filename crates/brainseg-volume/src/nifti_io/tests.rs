@@ -166,3 +166,39 @@ fn separate_files_read_as_channels() {
         );
     }
 }
+
+#[test]
+fn integer_types_refuse_values_they_cannot_hold() {
+    // Each bad value sits in the last voxel of a 2-channel image, so the check must cover every
+    // voxel of every volume; the error names it and no file is left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let geometry = Geometry::synthetic([3, 4, 5], [1.0; 3]);
+    let cases = [
+        ("int16", 1.5f32, "1.5"),
+        ("int16", 32768.0, "32768"),
+        ("int16", f32::NAN, "NaN"),
+        ("uint8", -1.0, "-1"),
+        ("uint8", 256.0, "256"),
+        ("int32", 3e9, "3000000000"),
+    ];
+    for (dtype, bad, shown) in cases {
+        let mut image = Array4::from_elem((2, 3, 4, 5), 7.0f32);
+        image[[1, 2, 3, 4]] = bad;
+        let path = dir.path().join("out.nii");
+        let error = write_image(&path, &image, &geometry, dtype).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with(&format!("value {shown} cannot be stored as {dtype}")),
+            "{dtype} {bad}: {error}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+    // The limits themselves fit, and come back exactly.
+    let mut image = Array4::from_elem((1, 3, 4, 5), 0.0f32);
+    image[[0, 0, 0, 0]] = -32768.0;
+    image[[0, 2, 3, 4]] = 32767.0;
+    let path = dir.path().join("limits.nii");
+    write_image(&path, &image, &geometry, "int16").unwrap();
+    assert_eq!(read_image(&path).unwrap().data, image);
+}

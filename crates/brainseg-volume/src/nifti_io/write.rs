@@ -8,6 +8,7 @@ use ndarray::{Array3, Array4, ArrayView3, Axis};
 use nifti::{Endianness, NiftiHeader};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Write a canonical uint8 label map back in the source geometry and orientation (temp file +
 /// rename). With `numbering` (the one its values are in), the header's description names it, so
@@ -53,26 +54,35 @@ pub fn write_image(
         "int32" => DataType::Int32,
         _ => DataType::Float32,
     };
-    if dtype != DataType::Float32 {
-        let (lo, hi) = dtype.range();
-        if let Some(v) = image
-            .iter()
-            .find(|v| v.fract() != 0.0 || !(lo..=hi).contains(&(**v as f64)))
-        {
-            return Err(Error::at(
-                path,
-                format!("value {v} cannot be stored as {}", dtype.name()),
-            ));
-        }
-    }
     let volumes: Vec<_> = image.axis_iter(Axis(0)).collect();
-    // Whole values in range convert exactly (checked above).
+    // Integer types need whole values in range; each value is checked as it is encoded (one pass
+    // over the data, not two). Whole: the cast to i64 is one instruction where `fract` calls
+    // `truncf`; NaN casts to 0 and so is not whole, and values past i64 fail the range test.
+    let (lo, hi) = dtype.range();
+    let fits = |v: f32| v as i64 as f32 == v && (lo..=hi).contains(&(v as f64));
+    let all_fit = AtomicBool::new(true);
+    let checked = |v: f32| {
+        if !fits(v) {
+            all_fit.store(false, Ordering::Relaxed);
+        }
+        v
+    };
     let data = match dtype {
-        DataType::Uint8 => to_file_order(&volumes, geometry, |v: f32| [v as u8]),
-        DataType::Int16 => to_file_order(&volumes, geometry, |v: f32| (v as i16).to_le_bytes()),
-        DataType::Int32 => to_file_order(&volumes, geometry, |v: f32| (v as i32).to_le_bytes()),
+        DataType::Uint8 => to_file_order(&volumes, geometry, |v| [checked(v) as u8]),
+        DataType::Int16 => to_file_order(&volumes, geometry, |v| (checked(v) as i16).to_le_bytes()),
+        DataType::Int32 => to_file_order(&volumes, geometry, |v| (checked(v) as i32).to_le_bytes()),
         _ => to_file_order(&volumes, geometry, f32::to_le_bytes),
     };
+    if !all_fit.load(Ordering::Relaxed) {
+        let v = image
+            .iter()
+            .find(|v| !fits(**v))
+            .expect("a value that does not fit");
+        return Err(Error::at(
+            path,
+            format!("value {v} cannot be stored as {}", dtype.name()),
+        ));
+    }
     let header = output_header(geometry, dtype, volumes.len(), (0.0, 0.0));
     write_nifti(path, &header, &data)
 }
@@ -141,57 +151,42 @@ fn check_canonical_shape(path: &Path, shape: &[usize], geometry: &Geometry) -> R
 }
 
 /// Canonical volumes -> little-endian bytes in the source file's voxel order (Fortran, source axes).
-fn to_file_order<T: Copy, const S: usize>(
+/// Each volume's z-planes are shared out among the cores.
+fn to_file_order<T: Copy + Sync, const S: usize>(
     volumes: &[ArrayView3<T>],
     geometry: &Geometry,
-    encode: impl Fn(T) -> [u8; S],
+    encode: impl Fn(T) -> [u8; S] + Sync,
 ) -> Vec<u8> {
-    let o = geometry.orientation;
     let shape = geometry.source_shape;
     let n: usize = shape.iter().product();
-    let mut out = vec![0u8; n * volumes.len() * S];
-    let canonical = geometry.canonical_shape();
-    let canonical_strides = [
-        (canonical[1] * canonical[2]) as isize,
-        canonical[2] as isize,
-        1,
-    ];
-    let inverse = {
-        let mut q = [0; 3];
-        for (i, &s) in o.perm.iter().enumerate() {
-            q[s] = i;
-        }
-        q
-    };
-    // File order is C order over (z, y, x) of the source; find each source axis in the canonical array.
-    let mut strides = [0isize; 3];
-    let mut base = 0isize;
-    for (k, s) in [2usize, 1, 0].into_iter().enumerate() {
-        let i = inverse[s];
-        strides[k] = if o.flip[i] {
-            -canonical_strides[i]
-        } else {
-            canonical_strides[i]
-        };
-        if o.flip[i] {
-            base += (canonical[i] as isize - 1) * canonical_strides[i];
-        }
-    }
-    let mut encoded = vec![[0u8; S]; n];
-    for (volume, bytes) in volumes.iter().zip(out.chunks_mut(n * S)) {
+    let plane = shape[0] * shape[1];
+    let mut out = vec![[0u8; S]; n * volumes.len()];
+    // File order is C order over (z, y, x) of the source.
+    let (steps, offset) = geometry.orientation.canonical_strides(shape);
+    let strides = [steps[2], steps[1], steps[0]];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let planes_per_part = shape[2].div_ceil(threads).max(1);
+    for (volume, encoded) in volumes.iter().zip(out.chunks_mut(n)) {
         let standard = volume.as_standard_layout();
         let values = standard.as_slice().expect("standard layout");
-        let target = Strided {
-            data: &mut encoded,
-            strides: [shape[1] * shape[0], shape[0], 1],
-            base: 0,
-        };
-        gather(target, [shape[2], shape[1], shape[0]], strides, base, |i| {
-            encode(values[i])
+        std::thread::scope(|scope| {
+            for (part, encoded) in encoded.chunks_mut(planes_per_part * plane).enumerate() {
+                let first = part * planes_per_part;
+                let part_shape = [encoded.len() / plane, shape[1], shape[0]];
+                let target = Strided {
+                    data: encoded,
+                    strides: [plane, shape[0], 1],
+                    base: 0,
+                };
+                let base = offset as isize + first as isize * strides[0];
+                let encode = &encode;
+                scope.spawn(move || {
+                    gather(target, part_shape, strides, base, |i| encode(values[i]))
+                });
+            }
         });
-        bytes.copy_from_slice(encoded.as_flattened());
     }
-    out
+    out.into_flattened()
 }
 
 /// The source header with the datatype, dims and scaling of what is written now.
