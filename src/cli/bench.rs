@@ -72,6 +72,12 @@ pub struct Args {
     /// brainseg-conv's direct 27-tap sums instead of Winograd F(2,3).
     #[arg(long, conflicts_with = "burn_conv")]
     pub direct_conv: bool,
+    /// The case the predict part segments (a case folder or file, as `predict -i` takes).
+    #[arg(long, default_value_os_t = cpu().case)]
+    pub case: PathBuf,
+    /// The model of the predict part (default: the bundled model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -126,6 +132,8 @@ pub fn run(args: Args) -> Result<()> {
         torch_scan: args.torch_scan,
         burn_conv: args.burn_conv,
         direct_conv: args.direct_conv,
+        case: args.case,
+        model: args.model,
     };
     let report = bench::run(&config, &mut Reporter::new())?;
     if args.json {

@@ -13,6 +13,17 @@ use std::path::{Path, PathBuf};
 #[cfg(bundled_model)]
 const BUNDLED: &[u8] = include_bytes!("../../../models/brainseg-brats.safetensors");
 
+/// Writes the bundled model's file (for programs that read it themselves, as the PyTorch benchmark).
+pub fn write_bundled(path: &Path) -> Result<()> {
+    #[cfg(bundled_model)]
+    return brainseg_volume::write_atomic(path, BUNDLED).map_err(Error::Input);
+    #[cfg(not(bundled_model))]
+    return Err(Error::invalid(format!(
+        "{}: this build has no bundled model",
+        path.display()
+    )));
+}
+
 /// What `describe` and provenance files call the bundled model.
 pub const BUNDLED_NAME: &str = "bundled BraTS model";
 

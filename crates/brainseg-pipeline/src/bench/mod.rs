@@ -20,12 +20,14 @@
 mod gpu;
 mod layers;
 mod parts;
+mod predict;
 pub mod timing;
 mod torch;
 
 pub use gpu::{run_gpu, GpuBenchReport, GpuCheck, GpuTiming, IterationSummary};
 pub use layers::LayerResult;
 pub use parts::PartResult;
+pub use predict::{Agreement, PredictFigures};
 pub use timing::CpuInfo;
 pub use torch::TorchResult;
 
@@ -84,6 +86,10 @@ pub struct BenchConfig {
     pub burn_conv: bool,
     /// brainseg-conv's direct 27-tap sums instead of Winograd.
     pub direct_conv: bool,
+    /// The case the predict part segments (a case folder or file, as `predict -i` takes).
+    pub case: PathBuf,
+    /// The model the predict part uses; `None`: the bundled model.
+    pub model: Option<PathBuf>,
 }
 
 impl Default for BenchConfig {
@@ -105,6 +111,8 @@ impl Default for BenchConfig {
             torch_scan: repository().join("scripts/torch_whole_scan.py"),
             burn_conv: false,
             direct_conv: false,
+            case: repository().join("../shared/data/brats2018/Brats18_2013_2_1"),
+            model: None,
         }
     }
 }
@@ -121,16 +129,19 @@ pub enum Part {
     Seed,
     /// Whole scan, Gaussian-weighted sliding window.
     Sliding,
+    /// A real case (`--case`) through `predict`'s defaults with the bundled model (or `--model`).
+    Predict,
 }
 
 impl Part {
-    /// "forward", "train", "seed", "sliding".
+    /// "forward", "train", "seed", "sliding", "predict".
     pub fn name(self) -> &'static str {
         match self {
             Part::Forward => "forward",
             Part::Train => "train",
             Part::Seed => "seed",
             Part::Sliding => "sliding",
+            Part::Predict => "predict",
         }
     }
 }

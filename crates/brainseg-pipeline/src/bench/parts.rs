@@ -1,5 +1,6 @@
 //! The parts of `brainseg bench`: one patch forward, one training step, and a whole scan in the
 //! seed's tiles or the sliding window, each beside PyTorch's figures when asked.
+use super::predict::PredictFigures;
 use super::timing::{
     load_average, one_decimal, peak_memory_gib, reset_peak_memory, timed, two_decimals,
 };
@@ -36,6 +37,9 @@ pub struct PartResult {
     pub torch: Option<TorchResult>,
     /// brainseg seconds / PyTorch seconds.
     pub ratio: Option<f64>,
+    /// The predict part's own figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predict: Option<PredictFigures>,
 }
 
 /// Times each of `config.parts` in turn, PyTorch right after brainseg on the same part (so both
@@ -55,6 +59,10 @@ pub(super) fn time_parts(
     let autodiff = brainseg_model::cpu_autodiff_device();
     let mut results = Vec::new();
     for &part in &config.parts {
+        if part == Part::Predict {
+            results.push(super::predict::time_predict(config, threads, progress)?);
+            continue;
+        }
         let reset = reset_peak_memory();
         let load_before = load_average();
         let label = format!("[bench] {}", part.name());
@@ -84,7 +92,7 @@ pub(super) fn time_parts(
                 })?;
                 (timings, 3.0 * table.total_gflop, None)
             }
-            Part::Seed | Part::Sliding => {
+            Part::Seed | Part::Sliding | Part::Predict => {
                 let inference = scan_config(part, config);
                 let tiles = tile_count(config.volume, &inference);
                 let plain = model.valid();
@@ -122,6 +130,7 @@ pub(super) fn time_parts(
             seconds: timings.seconds,
             ratio: torch.as_ref().map(|t| median_s / t.median_s),
             torch,
+            predict: None,
         });
     }
     Ok(results)
@@ -195,9 +204,10 @@ pub(super) fn table(
     out.push('\n');
     let load = |before, after| format!("{}-{}", one_decimal(before), one_decimal(after));
     for r in results {
-        let what = match r.tiles {
-            Some(tiles) => format!("{} scan ({tiles} tiles)", r.part.name()),
-            None => format!("{} per patch", r.part.name()),
+        let what = match (r.part, r.tiles) {
+            (Part::Predict, Some(tiles)) => format!("predict tiles ({tiles})"),
+            (_, Some(tiles)) => format!("{} scan ({tiles} tiles)", r.part.name()),
+            (_, None) => format!("{} per patch", r.part.name()),
         };
         let _ = write!(
             out,
@@ -218,6 +228,23 @@ pub(super) fn table(
             );
         }
         out.push('\n');
+        if let Some(p) = &r.predict {
+            let _ = writeln!(
+                out,
+                "predict {} with the {}: whole command (read, tiles, decode, write) {:.3} s, peak {} GiB",
+                p.case,
+                p.model,
+                p.command_s,
+                two_decimals(p.command_peak_rss_gib)
+            );
+            if let Some(a) = &p.agreement {
+                let _ = writeln!(
+                    out,
+                    "PyTorch's probabilities: largest difference {:.2e}; {} of {} voxels labelled otherwise",
+                    a.max_abs_difference, a.voxels_differing, a.voxels
+                );
+            }
+        }
     }
     let _ = writeln!(out, "load at end {}", one_decimal(load_at_end));
     out

@@ -37,18 +37,30 @@ pub(super) fn run_torch(
     progress: &mut dyn Progress,
 ) -> Result<TorchResult> {
     let (script, arguments, key) = script_arguments(part, threads, config);
+    run_script(python, script, &arguments, key, gflop, progress)
+}
+
+/// Runs `script` with `arguments` under `python`; its timing is the JSON key `key`.
+pub(super) fn run_script(
+    python: &Path,
+    script: &Path,
+    arguments: &[String],
+    key: &str,
+    gflop: f64,
+    progress: &mut dyn Progress,
+) -> Result<TorchResult> {
     progress.stage(&format!(
-        "[bench] PyTorch {}: {} {}",
-        part.name(),
+        "[bench] PyTorch: {} {} {}",
         python.display(),
-        script.display()
+        script.display(),
+        arguments.join(" ")
     ));
     let load_before = load_average();
     let output = Command::new(python)
         .arg("-c")
         .arg(WITH_PEAK_MEMORY)
         .arg(script)
-        .args(&arguments)
+        .args(arguments)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -110,7 +122,7 @@ fn script_arguments(
             }
             (&config.torch_reference, arguments, mode)
         }
-        Part::Seed | Part::Sliding => {
+        Part::Seed | Part::Sliding | Part::Predict => {
             for [name, value] in [
                 flag("reference", config.torch_reference.display().to_string()),
                 flag("volume", shape(config.volume)),
