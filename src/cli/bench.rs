@@ -2,6 +2,7 @@
 use super::progress::Reporter;
 use anyhow::{bail, ensure, Result};
 use brainseg_pipeline::bench::{self, BenchConfig, GpuBenchConfig, Mode, Part};
+use brainseg_model::conv::Precision;
 use brainseg_pipeline::Backend;
 use std::path::PathBuf;
 
@@ -78,6 +79,9 @@ pub struct Args {
     /// The model of the predict part (default: the bundled model).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// What forward convolutions multiply in, as `predict --precision` (training steps: f32).
+    #[arg(long, value_enum, default_value_t = cpu().precision)]
+    pub precision: Precision,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         direct_conv: args.direct_conv,
         case: args.case,
         model: args.model,
+        precision: args.precision,
     };
     let report = bench::run(&config, &mut Reporter::new())?;
     if args.json {

@@ -247,7 +247,15 @@ impl Winograd {
     /// `out = conv(input) (+ bias)`, with the transformed kernel `kernel` (`[64][Cout][Cin]`,
     /// from [`Winograd::transform_kernel`]). `input` is `[B, Cin, X, Y, Z]`; returns
     /// `[B, Cout, X, Y, Z]`.
-    pub(crate) fn run(&self, input: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    /// With `bf16_kernel` (the kernel packed by [`crate::bf16::pack_kernel`]), the point GEMMs
+    /// multiply in bf16.
+    pub(crate) fn run(
+        &self,
+        input: &[f32],
+        kernel: &[f32],
+        bf16_kernel: Option<&[u32]>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
         let padded = self.pad(input, self.batch * cin);
         let mut out = zeroed(self.batch * cout * self.voxels());
@@ -282,6 +290,12 @@ impl Winograd {
                 SCRATCH.with_borrow_mut(|(values, sums)| {
                     let tiles = row_count * tiles_c;
                     let run = (SCRATCH_FLOATS / (POINTS * tiles)).max(8).min(cin);
+                    // bf16 multiplies channel pairs: runs start at even channels.
+                    let run = if bf16_kernel.is_some() && run < cin {
+                        run & !1
+                    } else {
+                        run
+                    };
                     values.resize(POINTS * run * tiles, 0.0);
                     sums.resize(POINTS * co_count * tiles, 0.0);
                     for c0 in (0..cin).step_by(run) {
@@ -296,6 +310,21 @@ impl Winograd {
                             isa.window_transform::<4, InputWindow>(
                                 self, channel, first_row, row_count, points,
                             );
+                        }
+                        if let Some(packed_kernel) = bf16_kernel {
+                            let gemm = crate::bf16::PointGemm {
+                                kernel: packed_kernel,
+                                kernel_pairs: cin.div_ceil(2),
+                                cout,
+                                co0,
+                                co_count,
+                                k0: c0 / 2,
+                                tiles,
+                            };
+                            PACKED.with_borrow_mut(|packed| {
+                                gemm.run(values, run_len, packed, sums, c0 > 0)
+                            });
+                            continue;
                         }
                         for point in 0..POINTS {
                             // SAFETY: the operands lie inside `kernel` ([64][Cout][Cin]), `values`
@@ -494,6 +523,8 @@ struct OutChannel(*mut f32);
 thread_local! {
     /// Per-worker transformed inputs and GEMM accumulators, kept between calls.
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Per-worker transformed inputs packed as bf16 pairs (bf16 forward passes only).
+    static PACKED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The instruction set the transforms are compiled for, chosen at run time.
@@ -929,8 +960,13 @@ mod tests {
             forward.isa = isa;
             backward.isa = isa;
             let passes = [
-                forward.run(&x, &forward.transform_kernel(&weight, false), Some(&bias)),
-                backward.run(&grad, &backward.transform_kernel(&weight, true), None),
+                forward.run(
+                    &x,
+                    &forward.transform_kernel(&weight, false),
+                    None,
+                    Some(&bias),
+                ),
+                backward.run(&grad, &backward.transform_kernel(&weight, true), None, None),
                 forward.weight_grad(&x, &grad),
             ];
             passes

@@ -6,7 +6,34 @@
 //! backward pass calling the same kernels.
 use brainseg_conv::Conv3x3x3;
 /// Direct 27-tap sums instead of Winograd in the CPU kernels, process-wide.
-pub use brainseg_conv::{direct_convolution, use_direct_convolution};
+pub use brainseg_conv::{
+    bf16_in_use, bf16_supported, direct_convolution, use_bf16, use_direct_convolution,
+};
+
+/// What the CPU's forward convolutions multiply in (inference; training stays f32).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Precision {
+    /// bf16 where the CPU has AVX512_BF16, else f32.
+    #[default]
+    Auto,
+    /// bf16 products with f32 sums (needs AVX512_BF16).
+    Bf16,
+    /// f32 throughout: the exact path.
+    F32,
+}
+
+impl Precision {
+    /// Sets the precision process-wide; returns the one in effect ("bf16" or "f32"), or an error
+    /// for bf16 on a CPU without it.
+    pub fn apply(self) -> Result<&'static str, String> {
+        if self == Precision::Bf16 && !bf16_supported() {
+            return Err("--precision bf16: this CPU has no AVX512_BF16; use f32 or auto".into());
+        }
+        let bf16 = brainseg_conv::use_bf16(self != Precision::F32);
+        Ok(if bf16 { "bf16" } else { "f32" })
+    }
+}
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};

@@ -34,7 +34,9 @@ pub use torch::TorchResult;
 use crate::{Backend, Error, Progress, Result};
 use brainseg_model::burn::module::Module;
 use brainseg_model::burn::tensor::TensorData;
-use brainseg_model::conv::{direct_convolution, use_burn_convolution, use_direct_convolution};
+use brainseg_model::conv::{
+    direct_convolution, use_burn_convolution, use_direct_convolution, Precision,
+};
 use brainseg_model::{summary, UNet3d, UNet3dConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -90,6 +92,8 @@ pub struct BenchConfig {
     pub case: PathBuf,
     /// The model the predict part uses; `None`: the bundled model.
     pub model: Option<PathBuf>,
+    /// What the forward convolutions multiply in (`predict`'s default: bf16 where the CPU has it).
+    pub precision: Precision,
 }
 
 impl Default for BenchConfig {
@@ -113,6 +117,7 @@ impl Default for BenchConfig {
             direct_conv: false,
             case: repository().join("../shared/data/brats2018/Brats18_2013_2_1"),
             model: None,
+            precision: Precision::Auto,
         }
     }
 }
@@ -214,6 +219,8 @@ pub struct BenchHeader {
     pub cpu: CpuInfo,
     /// "burn", "brainseg-conv direct" or "brainseg-conv Winograd".
     pub convolution: &'static str,
+    /// What the forward convolutions multiply in: "bf16" or "f32" (training steps: f32).
+    pub precision: &'static str,
     pub load_at_start: Option<f64>,
 }
 
@@ -278,6 +285,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn Progress) -> Result<BenchRep
     config.validate()?;
     use_burn_convolution(config.burn_conv);
     use_direct_convolution(config.direct_conv);
+    let precision = config.precision.apply().map_err(Error::invalid)?;
     let unet = UNet3dConfig::default();
     let [x, y, z] = config.size;
     let table = summary(&unet, [unet.in_channels, x, y, z])
@@ -304,6 +312,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn Progress) -> Result<BenchRep
         } else {
             "brainseg-conv Winograd"
         },
+        precision,
         load_at_start: load_average(),
     };
     progress.stage(&format!(

@@ -77,6 +77,9 @@ pub(super) fn time_parts(
                 (timings, table.total_gflop, None)
             }
             Part::Train => {
+                // Training multiplies in f32 whatever the forward passes do.
+                let bf16 = brainseg_model::conv::bf16_in_use();
+                brainseg_model::conv::use_bf16(false);
                 let input = Tensor::<5>::from_data(images.clone(), &autodiff);
                 let target = Tensor::<5>::from_data(targets.clone(), &autodiff);
                 let mut optimizer = AdamConfig::new().init();
@@ -89,8 +92,9 @@ pub(super) fn time_parts(
                     let grads = GradientsParams::from_grads(loss.backward(), &network);
                     current = Some(optimizer.step(LEARNING_RATE, network, grads));
                     Ok(String::new())
-                })?;
-                (timings, 3.0 * table.total_gflop, None)
+                });
+                brainseg_model::conv::use_bf16(bf16);
+                (timings?, 3.0 * table.total_gflop, None)
             }
             Part::Seed | Part::Sliding | Part::Predict => {
                 let inference = scan_config(part, config);
@@ -182,10 +186,11 @@ pub(super) fn table(
     let _ = writeln!(out, "CPU: {}", header.cpu.describe());
     let _ = writeln!(
         out,
-        "seed U-Net ({} params), patch 4x{x}x{y}x{z}, {} thread(s), {} convolution, load {} at start",
+        "seed U-Net ({} params), patch 4x{x}x{y}x{z}, {} thread(s), {} convolution, {} forward products, load {} at start",
         header.params,
         header.threads,
         header.convolution,
+        header.precision,
         one_decimal(header.load_at_start)
     );
     let torch = results.iter().any(|r| r.torch.is_some());

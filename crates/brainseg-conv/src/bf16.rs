@@ -1,0 +1,430 @@
+//! bf16 products with f32 sums for the forward pass's Winograd point GEMMs, on CPUs with
+//! AVX512_BF16 (`vdpbf16ps`: 32 products per instruction where an f32 FMA does 16).
+//!
+//! Both operands are rounded to bf16 (round to nearest even, 8 significant bits, as
+//! `vcvtne2ps2bf16` does) after the Winograd transforms; every sum, the transforms and everything
+//! outside the GEMMs stay f32. `vdpbf16ps` multiplies pairs along the summed axis (input
+//! channels), so the kernel is packed as `[64][Cout][Cin / 2]` pairs and each block's transformed
+//! input as `[64][Cin / 2][tiles]` pairs, both as `u32` (low half the even channel). An odd
+//! channel count pairs the last channel with zero.
+//!
+//! Off unless [`use_bf16`] turns it on (inference asks for it; training keeps f32): the rounding
+//! of bf16 changes results at about 1e-2 relative, where f32 changes them at 1e-7.
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static BF16: AtomicBool = AtomicBool::new(false);
+
+/// Whether this CPU multiplies in bf16 (AVX512_BF16 with AVX-512 F and BW).
+pub fn bf16_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Makes forward passes multiply in bf16 where [`bf16_supported`] (`true`) or in f32 (`false`,
+/// the default), process-wide. Returns whether bf16 is now in use.
+pub fn use_bf16(on: bool) -> bool {
+    let on = on && bf16_supported();
+    BF16.store(on, Ordering::Relaxed);
+    on
+}
+
+/// Whether forward passes multiply in bf16 now.
+pub fn bf16_in_use() -> bool {
+    BF16.load(Ordering::Relaxed)
+}
+
+/// `[64][Cout][Cin]` f32 kernel points to `[64][Cout][ceil(Cin / 2)]` bf16 pairs.
+pub(crate) fn pack_kernel(kernel: &[f32], cin: usize) -> Vec<u32> {
+    let pairs = cin.div_ceil(2);
+    let rows = kernel.len() / cin;
+    let mut packed = vec![0u32; rows * pairs];
+    for (row, out) in kernel.chunks_exact(cin).zip(packed.chunks_exact_mut(pairs)) {
+        for (pair, value) in out.iter_mut().enumerate() {
+            let low = to_bf16(row[2 * pair]);
+            let high = row.get(2 * pair + 1).map_or(0, |&v| to_bf16(v));
+            *value = low as u32 | (high as u32) << 16;
+        }
+    }
+    packed
+}
+
+/// f32 to bf16 bits, rounding to nearest even (NaN stays a quiet NaN). The kernel is packed with
+/// this; the instruction packing the inputs rounds the same way but flushes subnormals to zero.
+pub(crate) fn to_bf16(value: f32) -> u16 {
+    let bits = value.to_bits();
+    if value.is_nan() {
+        return (bits >> 16) as u16 | 0x40;
+    }
+    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// One block's point GEMMs in bf16: for each of the 64 points `p`,
+/// `sums[co][p][t] (+)= sum over pairs k of kernel[p][co0 + co][k0 + k] . values[p][k][t]`.
+pub(crate) struct PointGemm<'a> {
+    /// The packed kernel `[64][Cout][Cin pairs]` (from [`pack_kernel`]).
+    pub kernel: &'a [u32],
+    pub kernel_pairs: usize,
+    pub cout: usize,
+    /// The output channels this block computes, `co0..co0 + co_count`.
+    pub co0: usize,
+    pub co_count: usize,
+    /// The first pair of input channels of this run.
+    pub k0: usize,
+    pub tiles: usize,
+}
+
+impl PointGemm<'_> {
+    /// Packs this run's transformed input (`[run_len][64][tiles]` f32, `run_len` channels) into
+    /// `packed` (`[64][pairs][tiles]`) and adds its products into `sums` (`[co_count][64][tiles]`),
+    /// overwriting them when `accumulate` is false.
+    pub fn run(
+        &self,
+        values: &[f32],
+        run_len: usize,
+        packed: &mut Vec<u32>,
+        sums: &mut [f32],
+        accumulate: bool,
+    ) {
+        let tiles = self.tiles;
+        let pairs = run_len.div_ceil(2);
+        packed.resize(64 * pairs * tiles, 0);
+        assert!(values.len() >= run_len * 64 * tiles && sums.len() >= self.co_count * 64 * tiles);
+        assert!(self.kernel.len() >= 64 * self.cout * self.kernel_pairs);
+        assert!(self.k0 + pairs <= self.kernel_pairs && self.co0 + self.co_count <= self.cout);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only called while bf16 is in use, which needs the CPU features (`use_bf16`);
+        // the asserts above bound every access.
+        unsafe {
+            x86::pack_values(values, run_len, tiles, packed);
+            for point in 0..64 {
+                x86::gemm(
+                    self,
+                    self.kernel
+                        .as_ptr()
+                        .add((point * self.cout + self.co0) * self.kernel_pairs + self.k0),
+                    packed.as_ptr().add(point * pairs * tiles),
+                    pairs,
+                    sums.as_mut_ptr().add(point * tiles),
+                    accumulate,
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("bf16 is never in use off x86_64");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // register blocks read best indexed
+mod x86 {
+    use super::PointGemm;
+    use std::arch::x86_64::*;
+
+    /// `[run_len][64][tiles]` f32 to `[64][pairs][tiles]` bf16 pairs, 16 tiles at a time.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn pack_values(
+        values: &[f32],
+        run_len: usize,
+        tiles: usize,
+        packed: &mut [u32],
+    ) {
+        let pairs = run_len.div_ceil(2);
+        // Word i of the result takes word INTERLEAVE[i] of (low: 16 even-channel, high: 16 odd).
+        let interleave = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20,
+            4, 19, 3, 18, 2, 17, 1, 16, 0,
+        );
+        for point in 0..64 {
+            for pair in 0..pairs {
+                let even = values.as_ptr().add(((2 * pair) * 64 + point) * tiles);
+                let odd = (2 * pair + 1 < run_len)
+                    .then(|| values.as_ptr().add(((2 * pair + 1) * 64 + point) * tiles));
+                let out = packed.as_mut_ptr().add((point * pairs + pair) * tiles);
+                let mut t = 0;
+                while t < tiles {
+                    let mask: __mmask16 = if tiles - t >= 16 {
+                        0xffff
+                    } else {
+                        (1u16 << (tiles - t)) - 1
+                    };
+                    let low = _mm512_maskz_loadu_ps(mask, even.add(t));
+                    let high = match odd {
+                        Some(odd) => _mm512_maskz_loadu_ps(mask, odd.add(t)),
+                        None => _mm512_setzero_ps(),
+                    };
+                    let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(high, low));
+                    let pairs = _mm512_permutexvar_epi16(interleave, both);
+                    _mm512_mask_storeu_epi32(out.add(t) as *mut i32, mask, pairs);
+                    t += 16;
+                }
+            }
+        }
+    }
+
+    /// Rows of output channels per micro-kernel call.
+    const ROWS: usize = 8;
+
+    /// One point's GEMM: `sums[co * 64 * tiles + t]` for `co < co_count`, `t < tiles`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn gemm(
+        g: &PointGemm,
+        kernel: *const u32,
+        values: *const u32,
+        pairs: usize,
+        sums: *mut f32,
+        accumulate: bool,
+    ) {
+        let tiles = g.tiles;
+        let sum_row = 64 * tiles;
+        let mut t = 0;
+        while t < tiles {
+            let left = tiles - t;
+            let mut co = 0;
+            while co < g.co_count {
+                let rows = (g.co_count - co).min(ROWS);
+                let k = kernel.add(co * g.kernel_pairs);
+                let v = values.add(t);
+                let s = sums.add(co * sum_row + t);
+                macro_rules! call {
+                    ($chunks:literal) => {
+                        match rows {
+                            8 => block::<8, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            7 => block::<7, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            6 => block::<6, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            5 => block::<5, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            4 => block::<4, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            3 => block::<3, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            2 => block::<2, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                            _ => block::<1, $chunks>(
+                                left,
+                                pairs,
+                                k,
+                                g.kernel_pairs,
+                                v,
+                                tiles,
+                                s,
+                                sum_row,
+                                accumulate,
+                            ),
+                        }
+                    };
+                }
+                match left {
+                    49.. => call!(4),
+                    33..=48 => call!(3),
+                    17..=32 => call!(2),
+                    _ => call!(1),
+                }
+                co += rows;
+            }
+            t += 64;
+        }
+    }
+
+    /// `R` rows of output channels by `C` chunks of 16 tiles (the last chunk masked to `left`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize, const C: usize>(
+        left: usize,
+        pairs: usize,
+        kernel: *const u32,
+        kernel_row: usize,
+        values: *const u32,
+        value_row: usize,
+        sums: *mut f32,
+        sum_row: usize,
+        accumulate: bool,
+    ) {
+        let mut masks = [0xffffu16; C];
+        for (c, mask) in masks.iter_mut().enumerate() {
+            let lanes = left.saturating_sub(16 * c).min(16);
+            *mask = if lanes == 16 {
+                0xffff
+            } else {
+                (1u16 << lanes) - 1
+            };
+        }
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        if accumulate {
+            for r in 0..R {
+                for c in 0..C {
+                    acc[r][c] = _mm512_maskz_loadu_ps(masks[c], sums.add(r * sum_row + 16 * c));
+                }
+            }
+        }
+        for k in 0..pairs {
+            let mut v = [_mm512_setzero_si512(); C];
+            for c in 0..C {
+                v[c] = _mm512_maskz_loadu_epi32(
+                    masks[c],
+                    values.add(k * value_row + 16 * c) as *const i32,
+                );
+            }
+            for r in 0..R {
+                let w = _mm512_set1_epi32(*kernel.add(r * kernel_row + k) as i32);
+                for c in 0..C {
+                    acc[r][c] = _mm512_dpbf16_ps(
+                        acc[r][c],
+                        std::mem::transmute::<__m512i, __m512bh>(w),
+                        std::mem::transmute::<__m512i, __m512bh>(v[c]),
+                    );
+                }
+            }
+        }
+        for r in 0..R {
+            for c in 0..C {
+                _mm512_mask_storeu_ps(sums.add(r * sum_row + 16 * c), masks[c], acc[r][c]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_to_bf16_is_to_nearest_even() {
+        // bf16 keeps 8 significant bits: 1 + 2^-7 is the next value after 1.
+        let one = 0x3f80;
+        assert_eq!(to_bf16(1.0), one);
+        assert_eq!(to_bf16(1.0 + 2f32.powi(-9)), one); // a quarter step: down
+        assert_eq!(to_bf16(1.0 + 2f32.powi(-8)), one); // half a step from an even value: down
+        assert_eq!(to_bf16(1.0 + 3.0 * 2f32.powi(-8)), one + 2); // half a step from odd: up, to even
+        assert_eq!(to_bf16(1.0 + 3.0 * 2f32.powi(-9)), one + 1); // three quarters: up
+        assert_eq!(to_bf16(-2.5), 0xc020);
+        assert!(f32::from_bits((to_bf16(f32::NAN) as u32) << 16).is_nan());
+    }
+
+    #[test]
+    fn packed_kernel_pairs_channels_and_pads_an_odd_one() {
+        // One row of 3 input channels: pairs (1.0, 2.0) and (3.0, 0).
+        let packed = pack_kernel(&[1.0, 2.0, 3.0], 3);
+        assert_eq!(packed, vec![0x4000_3f80, 0x0000_4040]);
+    }
+
+    #[test]
+    fn point_gemm_is_the_sum_of_bf16_products() {
+        if !bf16_supported() {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        // 7 output channels (a block of 6 and one of 1), 5 input channels (an odd pair), 37
+        // tiles (chunks of 16, 16 and 5): every sum against one computed from the rounded
+        // operands in f64, where each bf16 product is exact.
+        let (cout, cin, tiles) = (7, 5, 37);
+        let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 97.0;
+        let kernel: Vec<f32> = (0..64 * cout * cin).map(|i| value(i + 3)).collect();
+        let values: Vec<f32> = (0..cin * 64 * tiles).map(value).collect();
+        let rounded = |v: f32| f32::from_bits((to_bf16(v) as u32) << 16) as f64;
+        let packed_kernel = pack_kernel(&kernel, cin);
+        let gemm = PointGemm {
+            kernel: &packed_kernel,
+            kernel_pairs: cin.div_ceil(2),
+            cout,
+            co0: 0,
+            co_count: cout,
+            k0: 0,
+            tiles,
+        };
+        let mut sums = vec![1.0f32; cout * 64 * tiles];
+        let mut packed = Vec::new();
+        gemm.run(&values, cin, &mut packed, &mut sums, true);
+        for co in 0..cout {
+            for point in 0..64 {
+                for t in 0..tiles {
+                    let expected: f64 = 1.0
+                        + (0..cin)
+                            .map(|ci| {
+                                rounded(kernel[(point * cout + co) * cin + ci])
+                                    * rounded(values[(ci * 64 + point) * tiles + t])
+                            })
+                            .sum::<f64>();
+                    let got = sums[(co * 64 + point) * tiles + t] as f64;
+                    assert!(
+                        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+                        "{co} {point} {t}: {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+}
