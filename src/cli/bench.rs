@@ -1,8 +1,8 @@
 //! `brainseg bench` and `bench-gpu`: flags only; the benchmarks live in `brainseg_pipeline::bench`.
 use super::progress::Reporter;
 use anyhow::{bail, ensure, Result};
-use brainseg_pipeline::bench::{self, BenchConfig, GpuBenchConfig, Mode, Part};
 use brainseg_model::conv::Precision;
+use brainseg_pipeline::bench::{self, BenchConfig, GpuBenchConfig, Mode, Part};
 use brainseg_pipeline::Backend;
 use std::path::PathBuf;
 

@@ -160,7 +160,8 @@ mod x86 {
                         Some(odd) => _mm512_maskz_loadu_ps(mask, odd.add(t)),
                         None => _mm512_setzero_ps(),
                     };
-                    let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(high, low));
+                    let both =
+                        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(high, low));
                     let pairs = _mm512_permutexvar_epi16(interleave, both);
                     _mm512_mask_storeu_epi32(out.add(t) as *mut i32, mask, pairs);
                     t += 16;
