@@ -6,12 +6,14 @@
 //! padded buffer and needs no copy. The grid puts the longest spatial axis innermost, so the two
 //! padding columns per row waste little (1-2% for 160x160x16). Work is split over tiles of output
 //! positions sized so one tile's accumulator stays in the 1 MiB L2 across the 27 taps; rayon
-//! spreads the tiles, and the `gemm` crate picks AVX2 / AVX-512 / NEON micro-kernels at run time.
+//! spreads the tiles, and the `gemm` crate picks AVX2 / NEON micro-kernels at run time.
 //!
 //! Where both channel counts are 16 or more, the passes instead run Winograd F(2x2x2, 3x3x3)
 //! ([`winograd`]; the weight gradient as its transposition, F(3x3x3, 2x2x2), while input and
 //! output channels together stay within 512): 8 multiplications per output and channel pair
-//! instead of 27, in the same GEMM kernels. [`use_direct_convolution`] turns it off.
+//! instead of 27. Its forward and input-gradient point GEMMs run in micro-kernels of our own on
+//! AVX-512 CPUs ([`point_gemm`]: f32, or bf16 products for inference with [`use_bf16`]), the
+//! weight gradient's in the `gemm` crate's. [`use_direct_convolution`] turns Winograd off.
 //!
 //! Layouts are PyTorch's: input `[B, Cin, X, Y, Z]`, weight `[Cout, Cin, 3, 3, 3]`, output
 //! `[B, Cout, X, Y, Z]`, all contiguous f32. The direct passes are exact f32 sums in a different
@@ -22,9 +24,9 @@
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-mod bf16;
+mod point_gemm;
 mod winograd;
-pub use bf16::{bf16_in_use, bf16_supported, use_bf16};
+pub use point_gemm::{bf16_in_use, bf16_supported, use_bf16};
 use winograd::Winograd;
 
 /// Set: every pass takes the direct shifted-GEMM path, never Winograd.
@@ -160,7 +162,7 @@ impl Conv3x3x3 {
         if self.winograd(path) {
             let plan = Winograd::new(self.batch, cin, cout, self.size);
             let kernel = plan.transform_kernel(weight, false);
-            let bf16_kernel = bf16.then(|| bf16::pack_kernel(&kernel, cin));
+            let bf16_kernel = bf16.then(|| point_gemm::pack_kernel(&kernel, cin));
             return plan.run(x, &kernel, bf16_kernel.as_deref(), Some(bias));
         }
         let grid = Grid::new(self.size);

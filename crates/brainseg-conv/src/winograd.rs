@@ -247,7 +247,7 @@ impl Winograd {
     /// `out = conv(input) (+ bias)`, with the transformed kernel `kernel` (`[64][Cout][Cin]`,
     /// from [`Winograd::transform_kernel`]). `input` is `[B, Cin, X, Y, Z]`; returns
     /// `[B, Cout, X, Y, Z]`.
-    /// With `bf16_kernel` (the kernel packed by [`crate::bf16::pack_kernel`]), the point GEMMs
+    /// With `bf16_kernel` (the kernel packed by [`crate::point_gemm::pack_kernel`]), the point GEMMs
     /// multiply in bf16.
     pub(crate) fn run(
         &self,
@@ -312,7 +312,7 @@ impl Winograd {
                             );
                         }
                         if let Some(packed_kernel) = bf16_kernel {
-                            let gemm = crate::bf16::PointGemm {
+                            let gemm = crate::point_gemm::PointGemm {
                                 kernel: packed_kernel,
                                 kernel_pairs: cin.div_ceil(2),
                                 cout,
@@ -324,6 +324,19 @@ impl Winograd {
                             PACKED.with_borrow_mut(|packed| {
                                 gemm.run(values, run_len, packed, sums, c0 > 0)
                             });
+                            continue;
+                        }
+                        if crate::point_gemm::f32_kernel_available() {
+                            crate::point_gemm::point_gemm_f32(
+                                kernel,
+                                [cout, cin],
+                                [co0, co_count],
+                                [c0, run_len],
+                                values,
+                                tiles,
+                                sums,
+                                c0 > 0,
+                            );
                             continue;
                         }
                         for point in 0..POINTS {

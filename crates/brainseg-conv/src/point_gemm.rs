@@ -1,15 +1,19 @@
-//! bf16 products with f32 sums for the forward pass's Winograd point GEMMs, on CPUs with
-//! AVX512_BF16 (`vdpbf16ps`: 32 products per instruction where an f32 FMA does 16).
+//! Winograd's point GEMMs in micro-kernels of our own on AVX-512: for each of the 64 transform
+//! points, `sums[co][t] += kernel[co][ci] . values[ci][t]`, tiles along the vectors, output
+//! channels in registers, input channels summed in order.
 //!
-//! Both operands are rounded to bf16 (round to nearest even, 8 significant bits, as
-//! `vcvtne2ps2bf16` does) after the Winograd transforms; every sum, the transforms and everything
-//! outside the GEMMs stay f32. `vdpbf16ps` multiplies pairs along the summed axis (input
-//! channels), so the kernel is packed as `[64][Cout][Cin / 2]` pairs and each block's transformed
-//! input as `[64][Cin / 2][tiles]` pairs, both as `u32` (low half the even channel). An odd
-//! channel count pairs the last channel with zero.
-//!
-//! Off unless [`use_bf16`] turns it on (inference asks for it; training keeps f32): the rounding
-//! of bf16 changes results at about 1e-2 relative, where f32 changes them at 1e-7.
+//! - f32 ([`point_gemm_f32`], every AVX-512 CPU): FMA. The `gemm` crate's AVX-512 kernels (its
+//!   `x86-v4` feature) were as fast here but slowed the weight gradient's dot-product-shaped
+//!   GEMMs by a third, so the crate keeps its AVX2 kernels for those and these shapes get these.
+//! - bf16 ([`PointGemm`], CPUs with AVX512_BF16, forward passes when [`use_bf16`] is on):
+//!   `vdpbf16ps`, 32 products per instruction where an f32 FMA does 16. Both operands are rounded
+//!   to bf16 (round to nearest even, 8 significant bits, as `vcvtne2ps2bf16` does) after the
+//!   Winograd transforms; every sum, the transforms and everything outside the GEMMs stay f32.
+//!   `vdpbf16ps` multiplies pairs along the summed axis (input channels), so the kernel is packed
+//!   as `[64][Cout][Cin / 2]` pairs and each block's transformed input as `[64][Cin / 2][tiles]`
+//!   pairs, both as `u32` (low half the even channel); an odd channel count pairs the last
+//!   channel with zero. Off unless [`use_bf16`] turns it on (inference asks for it; training keeps
+//!   f32): bf16 rounding moves results by about 1e-2 relative, f32 by 1e-7.
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static BF16: AtomicBool = AtomicBool::new(false);
@@ -39,6 +43,57 @@ pub fn use_bf16(on: bool) -> bool {
 /// Whether forward passes multiply in bf16 now.
 pub fn bf16_in_use() -> bool {
     BF16.load(Ordering::Relaxed)
+}
+
+/// Whether [`point_gemm_f32`] runs on this CPU (AVX-512 F).
+pub(crate) fn f32_kernel_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One block's f32 point GEMMs: for each point `p`, output channel `co < co_count` and tile
+/// `t < tiles`, `sums[(co * 64 + p) * tiles + t] (+)= sum over ci < run_len of
+/// kernel[(p * cout + co0 + co) * cin + c0 + ci] * values[(ci * 64 + p) * tiles + t]`, the sum
+/// in channel order; overwrites when `accumulate` is false. Needs [`f32_kernel_available`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn point_gemm_f32(
+    kernel: &[f32],
+    [cout, cin]: [usize; 2],
+    [co0, co_count]: [usize; 2],
+    [c0, run_len]: [usize; 2],
+    values: &[f32],
+    tiles: usize,
+    sums: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(f32_kernel_available());
+    assert!(kernel.len() >= 64 * cout * cin && co0 + co_count <= cout && c0 + run_len <= cin);
+    assert!(values.len() >= run_len * 64 * tiles && sums.len() >= co_count * 64 * tiles);
+    #[cfg(target_arch = "x86_64")]
+    for point in 0..64 {
+        // SAFETY: AVX-512 F is present (asserted); the asserts above bound every access.
+        unsafe {
+            x86::gemm_f32(
+                co_count,
+                tiles,
+                run_len,
+                kernel.as_ptr().add((point * cout + co0) * cin + c0),
+                cin,
+                values.as_ptr().add(point * tiles),
+                64 * tiles,
+                sums.as_mut_ptr().add(point * tiles),
+                64 * tiles,
+                accumulate,
+            );
+        }
+    }
 }
 
 /// `[64][Cout][Cin]` f32 kernel points to `[64][Cout][ceil(Cin / 2)]` bf16 pairs.
@@ -105,14 +160,18 @@ impl PointGemm<'_> {
         unsafe {
             x86::pack_values(values, run_len, tiles, packed);
             for point in 0..64 {
-                x86::gemm(
-                    self,
+                x86::gemm_bf16(
+                    self.co_count,
+                    tiles,
+                    pairs,
                     self.kernel
                         .as_ptr()
                         .add((point * self.cout + self.co0) * self.kernel_pairs + self.k0),
+                    self.kernel_pairs,
                     packed.as_ptr().add(point * pairs * tiles),
-                    pairs,
+                    tiles,
                     sums.as_mut_ptr().add(point * tiles),
+                    64 * tiles,
                     accumulate,
                 );
             }
@@ -125,7 +184,6 @@ impl PointGemm<'_> {
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)] // register blocks read best indexed
 mod x86 {
-    use super::PointGemm;
     use std::arch::x86_64::*;
 
     /// `[run_len][64][tiles]` f32 to `[64][pairs][tiles]` bf16 pairs, 16 tiles at a time.
@@ -173,118 +231,102 @@ mod x86 {
     /// Rows of output channels per micro-kernel call.
     const ROWS: usize = 8;
 
-    /// One point's GEMM: `sums[co * 64 * tiles + t]` for `co < co_count`, `t < tiles`.
+    /// One point's GEMM: `sums[co * sum_row + t] (+)= sum over k < depth of
+    /// kernel[co * kernel_row + k] . values[k * value_row + t]` for `co < rows_total`,
+    /// `t < tiles`; each `k` a pair of bf16 channels (`u32`).
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn gemm(
-        g: &PointGemm,
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm_bf16(
+        rows_total: usize,
+        tiles: usize,
+        depth: usize,
         kernel: *const u32,
+        kernel_row: usize,
         values: *const u32,
-        pairs: usize,
+        value_row: usize,
         sums: *mut f32,
+        sum_row: usize,
         accumulate: bool,
     ) {
-        let tiles = g.tiles;
-        let sum_row = 64 * tiles;
+        let a = Args {
+            kernel,
+            kernel_row,
+            values,
+            value_row,
+            sums,
+            sum_row,
+            depth,
+            accumulate,
+        };
+        gemm::<true>(rows_total, tiles, a)
+    }
+
+    /// [`gemm_bf16`] in f32 with FMA (AVX-512 F only): each `k` one channel.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn gemm_f32(
+        rows_total: usize,
+        tiles: usize,
+        depth: usize,
+        kernel: *const f32,
+        kernel_row: usize,
+        values: *const f32,
+        value_row: usize,
+        sums: *mut f32,
+        sum_row: usize,
+        accumulate: bool,
+    ) {
+        let a = Args {
+            kernel: kernel as *const u32,
+            kernel_row,
+            values: values as *const u32,
+            value_row,
+            sums,
+            sum_row,
+            depth,
+            accumulate,
+        };
+        gemm::<false>(rows_total, tiles, a)
+    }
+
+    /// The operands of [`gemm_bf16`] / [`gemm_f32`] (f32 bits read as `u32`).
+    #[derive(Clone, Copy)]
+    struct Args {
+        kernel: *const u32,
+        kernel_row: usize,
+        values: *const u32,
+        value_row: usize,
+        sums: *mut f32,
+        sum_row: usize,
+        depth: usize,
+        accumulate: bool,
+    }
+
+    #[inline(always)]
+    unsafe fn gemm<const BF16: bool>(rows_total: usize, tiles: usize, a: Args) {
         let mut t = 0;
         while t < tiles {
             let left = tiles - t;
             let mut co = 0;
-            while co < g.co_count {
-                let rows = (g.co_count - co).min(ROWS);
-                let k = kernel.add(co * g.kernel_pairs);
-                let v = values.add(t);
-                let s = sums.add(co * sum_row + t);
+            while co < rows_total {
+                let rows = (rows_total - co).min(ROWS);
+                let at = Args {
+                    kernel: a.kernel.add(co * a.kernel_row),
+                    values: a.values.add(t),
+                    sums: a.sums.add(co * a.sum_row + t),
+                    ..a
+                };
                 macro_rules! call {
                     ($chunks:literal) => {
                         match rows {
-                            8 => block::<8, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            7 => block::<7, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            6 => block::<6, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            5 => block::<5, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            4 => block::<4, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            3 => block::<3, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            2 => block::<2, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
-                            _ => block::<1, $chunks>(
-                                left,
-                                pairs,
-                                k,
-                                g.kernel_pairs,
-                                v,
-                                tiles,
-                                s,
-                                sum_row,
-                                accumulate,
-                            ),
+                            8 => block::<8, $chunks, BF16>(at, left),
+                            7 => block::<7, $chunks, BF16>(at, left),
+                            6 => block::<6, $chunks, BF16>(at, left),
+                            5 => block::<5, $chunks, BF16>(at, left),
+                            4 => block::<4, $chunks, BF16>(at, left),
+                            3 => block::<3, $chunks, BF16>(at, left),
+                            2 => block::<2, $chunks, BF16>(at, left),
+                            _ => block::<1, $chunks, BF16>(at, left),
                         }
                     };
                 }
@@ -301,19 +343,8 @@ mod x86 {
     }
 
     /// `R` rows of output channels by `C` chunks of 16 tiles (the last chunk masked to `left`).
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block<const R: usize, const C: usize>(
-        left: usize,
-        pairs: usize,
-        kernel: *const u32,
-        kernel_row: usize,
-        values: *const u32,
-        value_row: usize,
-        sums: *mut f32,
-        sum_row: usize,
-        accumulate: bool,
-    ) {
+    #[inline(always)]
+    unsafe fn block<const R: usize, const C: usize, const BF16: bool>(a: Args, left: usize) {
         let mut masks = [0xffffu16; C];
         for (c, mask) in masks.iter_mut().enumerate() {
             let lanes = left.saturating_sub(16 * c).min(16);
@@ -324,35 +355,41 @@ mod x86 {
             };
         }
         let mut acc = [[_mm512_setzero_ps(); C]; R];
-        if accumulate {
+        if a.accumulate {
             for r in 0..R {
                 for c in 0..C {
-                    acc[r][c] = _mm512_maskz_loadu_ps(masks[c], sums.add(r * sum_row + 16 * c));
+                    acc[r][c] = _mm512_maskz_loadu_ps(masks[c], a.sums.add(r * a.sum_row + 16 * c));
                 }
             }
         }
-        for k in 0..pairs {
+        for k in 0..a.depth {
             let mut v = [_mm512_setzero_si512(); C];
             for c in 0..C {
-                v[c] = _mm512_maskz_loadu_epi32(
-                    masks[c],
-                    values.add(k * value_row + 16 * c) as *const i32,
-                );
+                let at = a.values.add(k * a.value_row + 16 * c) as *const i32;
+                v[c] = _mm512_maskz_loadu_epi32(masks[c], at);
             }
             for r in 0..R {
-                let w = _mm512_set1_epi32(*kernel.add(r * kernel_row + k) as i32);
+                let w = _mm512_set1_epi32(*a.kernel.add(r * a.kernel_row + k) as i32);
                 for c in 0..C {
-                    acc[r][c] = _mm512_dpbf16_ps(
-                        acc[r][c],
-                        std::mem::transmute::<__m512i, __m512bh>(w),
-                        std::mem::transmute::<__m512i, __m512bh>(v[c]),
-                    );
+                    acc[r][c] = if BF16 {
+                        _mm512_dpbf16_ps(
+                            acc[r][c],
+                            std::mem::transmute::<__m512i, __m512bh>(w),
+                            std::mem::transmute::<__m512i, __m512bh>(v[c]),
+                        )
+                    } else {
+                        _mm512_fmadd_ps(
+                            _mm512_castsi512_ps(w),
+                            _mm512_castsi512_ps(v[c]),
+                            acc[r][c],
+                        )
+                    };
                 }
             }
         }
         for r in 0..R {
             for c in 0..C {
-                _mm512_mask_storeu_ps(sums.add(r * sum_row + 16 * c), masks[c], acc[r][c]);
+                _mm512_mask_storeu_ps(a.sums.add(r * a.sum_row + 16 * c), masks[c], acc[r][c]);
             }
         }
     }
@@ -380,6 +417,45 @@ mod tests {
         // One row of 3 input channels: pairs (1.0, 2.0) and (3.0, 0).
         let packed = pack_kernel(&[1.0, 2.0, 3.0], 3);
         assert_eq!(packed, vec![0x4000_3f80, 0x0000_4040]);
+    }
+
+    #[test]
+    fn f32_point_gemm_is_the_fused_sum_in_channel_order() {
+        if !f32_kernel_available() {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        }
+        // 9 of 11 output channels from the 2nd (a block of 8 and one of 1), channels 3..8 of 10,
+        // 70 tiles (64 + 6): each sum equals, bit for bit, fused multiply-adds in channel order
+        // starting from the accumulator's value.
+        let (cout, cin, tiles, (co0, co_count), (c0, run_len)) = (11, 10, 70, (2, 9), (3, 5));
+        let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 97.0;
+        let kernel: Vec<f32> = (0..64 * cout * cin).map(|i| value(i + 5)).collect();
+        let values: Vec<f32> = (0..run_len * 64 * tiles).map(value).collect();
+        let start: Vec<f32> = (0..co_count * 64 * tiles).map(|i| value(i + 11)).collect();
+        let mut sums = start.clone();
+        point_gemm_f32(
+            &kernel,
+            [cout, cin],
+            [co0, co_count],
+            [c0, run_len],
+            &values,
+            tiles,
+            &mut sums,
+            true,
+        );
+        for co in 0..co_count {
+            for point in 0..64 {
+                for t in 0..tiles {
+                    let at = (co * 64 + point) * tiles + t;
+                    let expected = (0..run_len).fold(start[at], |acc, ci| {
+                        kernel[(point * cout + co0 + co) * cin + c0 + ci]
+                            .mul_add(values[(ci * 64 + point) * tiles + t], acc)
+                    });
+                    assert_eq!(sums[at].to_bits(), expected.to_bits(), "{co} {point} {t}");
+                }
+            }
+        }
     }
 
     #[test]
