@@ -77,7 +77,7 @@ pub fn restore(
                 whole.then_some((progress.epochs_done, dir))
             })
             .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut failures = vec![];
     for (_, dir) in candidates {
         match read(&dir, config, seed, fresh_optimizer(), device) {

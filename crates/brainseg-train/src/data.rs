@@ -58,8 +58,11 @@ impl CachedCase {
 }
 
 fn bytemuck_i16(bytes: &[u8]) -> &[i16] {
-    assert!(bytes.as_ptr() as usize % std::mem::align_of::<i16>() == 0 && bytes.len() % 2 == 0);
-    // SAFETY: aligned (asserted), length a multiple of 4, every bit pattern is a valid f32.
+    assert!(
+        (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<i16>())
+            && bytes.len().is_multiple_of(2)
+    );
+    // SAFETY: aligned (asserted), length even, every bit pattern is a valid i16.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i16, bytes.len() / 2) }
 }
 

@@ -594,8 +594,8 @@ impl Seeds {
             let case_dir = dir.join(format!("case_{k}"));
             std::fs::create_dir_all(&case_dir).expect("a seed folder");
             let mut files = vec![];
-            for c in 0..4 {
-                let path = case_dir.join(format!("s{k}{}{ext}", BRATS_NAMES[c]));
+            for (c, name) in BRATS_NAMES.iter().enumerate().take(4) {
+                let path = case_dir.join(format!("s{k}{name}{ext}"));
                 let channel: Array4<f32> = image.slice(s![c..c + 1, .., .., ..]).to_owned();
                 write_image(&path, &channel, &case.geometry, dtype).expect("a seed is written");
                 files.push(path);

@@ -59,7 +59,6 @@ pub fn to_msd(src: &Path, out: &Path) -> Result<usize> {
         Ok(())
     };
     let written: Result<()> = dataset.cases.iter().try_for_each(&mut write_case);
-    drop(write_case);
     if let Err(e) = written {
         for path in &created {
             let _ = std::fs::remove_file(path);
@@ -318,7 +317,7 @@ pub fn nonzero_box(
             hi[a] = hi[a].max(i + 1);
         }
     }
-    if hi.iter().any(|&h| h == 0) {
+    if hi.contains(&0) {
         return ([0; 3], shape);
     }
     let start = [0, 1, 2].map(|a| lo[a].saturating_sub(margin));

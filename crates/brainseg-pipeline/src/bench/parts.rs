@@ -184,10 +184,18 @@ pub(super) fn table(
     let mut out = String::new();
     let [x, y, z] = header.size;
     let _ = writeln!(out, "CPU: {}", header.cpu.describe());
+    // The predict part runs its own model and tiles (named on its own line below).
+    let model = if results.iter().all(|r| r.part == Part::Predict) {
+        String::new()
+    } else {
+        format!(
+            "seed U-Net ({} params), patch 4x{x}x{y}x{z}, ",
+            header.params
+        )
+    };
     let _ = writeln!(
         out,
-        "seed U-Net ({} params), patch 4x{x}x{y}x{z}, {} thread(s), {} convolution, {} forward products, load {} at start",
-        header.params,
+        "{model}{} thread(s), {} convolution, {} forward products, load {} at start",
         header.threads,
         header.convolution,
         header.precision,

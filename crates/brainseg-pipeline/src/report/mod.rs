@@ -508,7 +508,8 @@ fn evaluation_section(summary: &Summary) -> Section {
     let number = |value: Option<f64>, decimals: usize| {
         value.map_or("-".to_string(), |v| format!("{v:.decimals$}"))
     };
-    let statistics: [(&str, fn(&MetricStats) -> Option<f64>); 3] = [
+    type Statistic = (&'static str, fn(&MetricStats) -> Option<f64>);
+    let statistics: [Statistic; 3] = [
         ("mean", |s| s.mean),
         ("median", |s| s.median),
         ("std", |s| s.std),

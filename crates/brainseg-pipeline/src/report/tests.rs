@@ -89,7 +89,7 @@ fn a_folder_of_predictions_alone_is_reported() {
         "{html}"
     );
     assert!(
-        html.contains(&row(&["case_b", "5.0", "0.00"]).trim_end_matches("</tr>")),
+        html.contains(row(&["case_b", "5.0", "0.00"]).trim_end_matches("</tr>")),
         "{html}"
     );
     assert!(!html.contains("<h2>Evaluation</h2>"));
@@ -128,7 +128,7 @@ fn evaluation_is_two_tables_with_names_and_undefined_explained() {
     assert!(html.contains(summary.hd95_convention.description()));
     assert!(
         html.contains(
-            &row(&["case_a", "0.8571", "0.7500", "1.0000", "-"]).trim_end_matches("</tr>")
+            row(&["case_a", "0.8571", "0.7500", "1.0000", "-"]).trim_end_matches("</tr>")
         ),
         "{html}"
     );
