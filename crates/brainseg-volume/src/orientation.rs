@@ -216,6 +216,24 @@ fn inverse_transpose(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
     Some(cof.map(|row| row.map(|c| c / det)))
 }
 
+/// Every signed permutation of the axes: the 48 orientations, for tests.
+#[cfg(test)]
+pub(crate) fn all_orientations() -> Vec<Orientation> {
+    let perms = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    let flips = (0..8).map(|f| [f & 1 != 0, f & 2 != 0, f & 4 != 0]);
+    perms
+        .into_iter()
+        .flat_map(|perm| flips.clone().map(move |flip| Orientation { perm, flip }))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,30 +253,18 @@ mod tests {
         // Every permutation and flip: the voxel numbered n in a 2x3x4 source lands at the index
         // the strides give in the array to_canonical3 builds.
         let source = Array3::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 12 + j * 4 + k) as f32);
-        let perms = [
-            [0, 1, 2],
-            [0, 2, 1],
-            [1, 0, 2],
-            [1, 2, 0],
-            [2, 0, 1],
-            [2, 1, 0],
-        ];
-        for perm in perms {
-            for bits in 0..8 {
-                let o = Orientation {
-                    perm,
-                    flip: [bits & 1 != 0, bits & 2 != 0, bits & 4 != 0],
-                };
-                let canonical = o.to_canonical3(&source);
-                let flat = canonical.as_slice().expect("standard layout");
-                let (steps, offset) = o.canonical_strides([2, 3, 4]);
-                for ((i, j, k), &v) in source.indexed_iter() {
-                    let at = offset as isize
-                        + i as isize * steps[0]
-                        + j as isize * steps[1]
-                        + k as isize * steps[2];
-                    assert_eq!(flat[at as usize], v, "{o:?} at ({i}, {j}, {k})");
-                }
+        let orientations = all_orientations();
+        assert_eq!(orientations.len(), 48);
+        for o in orientations {
+            let canonical = o.to_canonical3(&source);
+            let flat = canonical.as_slice().expect("standard layout");
+            let (steps, offset) = o.canonical_strides([2, 3, 4]);
+            for ((i, j, k), &v) in source.indexed_iter() {
+                let at = offset as isize
+                    + i as isize * steps[0]
+                    + j as isize * steps[1]
+                    + k as isize * steps[2];
+                assert_eq!(flat[at as usize], v, "{o:?} at ({i}, {j}, {k})");
             }
         }
     }

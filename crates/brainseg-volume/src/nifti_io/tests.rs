@@ -2,25 +2,9 @@
 use super::header::DataType;
 use super::write::{output_header, write_nifti};
 use super::*;
+use crate::orientation::all_orientations as orientations;
 use crate::Orientation;
 use std::path::Path;
-
-/// Every signed permutation of the axes.
-fn orientations() -> Vec<Orientation> {
-    let perms = [
-        [0, 1, 2],
-        [0, 2, 1],
-        [1, 0, 2],
-        [1, 2, 0],
-        [2, 0, 1],
-        [2, 1, 0],
-    ];
-    let flips = (0..8).map(|f| [f & 1 != 0, f & 2 != 0, f & 4 != 0]);
-    perms
-        .into_iter()
-        .flat_map(|perm| flips.clone().map(move |flip| Orientation { perm, flip }))
-        .collect()
-}
 
 /// Write `channels` volumes of `shape` in orientation `o` (each voxel a distinct value derived
 /// from its file index) and return the canonical array a correct reader gives.
