@@ -6,10 +6,13 @@ use brainseg_volume::nifti_io::write_image;
 use brainseg_volume::{read_label, Dataset, Geometry};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use ndarray::{s, Array4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "../crates/brainseg-dicom/tests/support/mr_image.rs"]
+mod mr_image;
+use mr_image::{mr_image, write_file};
 
 const CASE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -61,9 +64,12 @@ fn crop_around_tumour() -> Array4<f32> {
 /// 0,-1,0), and slice k sits at z = k.
 fn write_slice(dir: &Path, volume: ndarray::ArrayView3<f32>, series: usize, k: usize) {
     let (description, number) = SERIES[series];
-    let mut obj = InMemDicomObject::new_empty();
+    // Rows (j) outer, columns (i) inner, as DICOM stores a frame.
+    let pixels: Vec<u16> = (0..CROP[1])
+        .flat_map(|j| (0..CROP[0]).map(move |i| volume[[i, j, k]] as i16 as u16))
+        .collect();
+    let mut obj = mr_image(CROP[1], CROP[0], pixels);
     let mut put = |tag, vr, value: PrimitiveValue| obj.put(DataElement::new(tag, vr, value));
-    put(tags::SOP_CLASS_UID, VR::UI, uids::MR_IMAGE_STORAGE.into());
     put(
         tags::SOP_INSTANCE_UID,
         VR::UI,
@@ -98,37 +104,12 @@ fn write_slice(dir: &Path, volume: ndarray::ArrayView3<f32>, series: usize, k: u
     );
     put(tags::PIXEL_SPACING, VR::DS, "1\\1".into());
     put(tags::SLICE_THICKNESS, VR::DS, "1".into());
-    put(tags::ROWS, VR::US, PrimitiveValue::from(CROP[1] as u16));
-    put(tags::COLUMNS, VR::US, PrimitiveValue::from(CROP[0] as u16));
-    put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
-    put(
-        tags::PHOTOMETRIC_INTERPRETATION,
-        VR::CS,
-        "MONOCHROME2".into(),
-    );
-    put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-    put(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
-    put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
-    put(
-        tags::PIXEL_REPRESENTATION,
-        VR::US,
-        PrimitiveValue::from(1u16),
-    );
-    // Rows (j) outer, columns (i) inner, as DICOM stores a frame.
-    let pixels: Vec<u16> = (0..CROP[1])
-        .flat_map(|j| (0..CROP[0]).map(move |i| volume[[i, j, k]] as i16 as u16))
-        .collect();
-    put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into()));
-    let file = obj
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
-        .unwrap();
     let folder = dir.join(format!("{number:03}_{description}"));
     std::fs::create_dir_all(&folder).unwrap();
-    file.write_to_file(folder.join(format!("IM{:04}.dcm", k + 1)))
-        .unwrap();
+    let path = folder.join(format!("IM{:04}.dcm", k + 1));
+    write_file(obj, &path, uids::EXPLICIT_VR_LITTLE_ENDIAN);
 }
 
-/// `brainseg predict -i input -o out` with the bundled model; the one label map it wrote.
 fn predict(input: &Path, out: &Path) -> PathBuf {
     let output = Command::new(env!("CARGO_BIN_EXE_brainseg"))
         .args(["predict", "-i"])

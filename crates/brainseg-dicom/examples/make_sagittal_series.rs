@@ -7,8 +7,11 @@
 use brainseg_volume::Dataset;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use std::path::Path;
+
+#[path = "../tests/support/mr_image.rs"]
+mod mr_image;
+use mr_image::{mr_image, write_file};
 
 const SLICES: usize = 176;
 
@@ -27,14 +30,15 @@ fn main() {
     let x0 = nx.saturating_sub(SLICES) / 2;
     for s in 0..SLICES.min(nx) {
         let i = x0 + s;
-        let mut obj = InMemDicomObject::new_empty();
+        // Rows run superior to inferior (LPS -z), columns anterior to posterior (LPS +y).
+        let pixels: Vec<u16> = (0..nz)
+            .flat_map(|r| (0..ny).map(move |c| (r, c)))
+            .map(|(r, c)| t1[[i, ny - 1 - c, nz - 1 - r]] as i16 as u16)
+            .collect();
+        let mut obj = mr_image(nz, ny, pixels);
         let mut put = |tag, vr, value: PrimitiveValue| obj.put(DataElement::new(tag, vr, value));
-        put(tags::SOP_CLASS_UID, VR::UI, uids::MR_IMAGE_STORAGE.into());
-        put(
-            tags::SOP_INSTANCE_UID,
-            VR::UI,
-            format!("1.2.826.0.1.3680043.10.2.{}", s + 1).into(),
-        );
+        let uid = format!("1.2.826.0.1.3680043.10.2.{}", s + 1);
+        put(tags::SOP_INSTANCE_UID, VR::UI, uid.into());
         put(
             tags::STUDY_INSTANCE_UID,
             VR::UI,
@@ -49,7 +53,6 @@ fn main() {
         put(tags::SERIES_NUMBER, VR::IS, "2".into());
         put(tags::SERIES_DESCRIPTION, VR::LO, "t1_mprage_sag".into());
         put(tags::INSTANCE_NUMBER, VR::IS, (s + 1).to_string().into());
-        // Rows run superior to inferior (LPS -z), columns anterior to posterior (LPS +y).
         let position = format!("{}\\0\\{}", -(i as f64), nz as f64 - 1.0);
         put(tags::IMAGE_POSITION_PATIENT, VR::DS, position.into());
         put(
@@ -59,31 +62,8 @@ fn main() {
         );
         put(tags::PIXEL_SPACING, VR::DS, "1\\1".into());
         put(tags::SLICE_THICKNESS, VR::DS, "1".into());
-        put(tags::ROWS, VR::US, PrimitiveValue::from(nz as u16));
-        put(tags::COLUMNS, VR::US, PrimitiveValue::from(ny as u16));
-        put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
-        put(
-            tags::PHOTOMETRIC_INTERPRETATION,
-            VR::CS,
-            "MONOCHROME2".into(),
-        );
-        put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-        put(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
-        put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
-        put(
-            tags::PIXEL_REPRESENTATION,
-            VR::US,
-            PrimitiveValue::from(1u16),
-        );
-        let pixels: Vec<u16> = (0..nz)
-            .flat_map(|r| (0..ny).map(move |c| (r, c)))
-            .map(|(r, c)| t1[[i, ny - 1 - c, nz - 1 - r]] as i16 as u16)
-            .collect();
-        put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into()));
-        let meta = FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN);
-        let file = obj.with_meta(meta).expect("file meta");
-        file.write_to_file(out.join(format!("IM{:04}.dcm", s + 1)))
-            .expect("writable output folder");
+        let path = out.join(format!("IM{:04}.dcm", s + 1));
+        write_file(obj, &path, uids::EXPLICIT_VR_LITTLE_ENDIAN);
     }
     println!("{} slices written to {}", SLICES.min(nx), out.display());
 }

@@ -5,8 +5,11 @@ use brainseg_dicom::{read_series_dir, scan_study, write_nifti, Modality, SliceOr
 use brainseg_volume::read_image;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use std::path::Path;
+
+#[path = "support/mr_image.rs"]
+mod support;
+use support::{mr_image, write_file};
 
 const COLS: usize = 3;
 const ROWS: usize = 2;
@@ -29,9 +32,11 @@ fn write_slice(dir: &Path, name: &str, k: usize, instance: i32, series_uid: &str
 }
 
 fn write_slice_as(dir: &Path, name: &str, k: usize, instance: i32, series_uid: &str, syntax: &str) {
-    let mut obj = InMemDicomObject::new_empty();
+    let pixels: Vec<u16> = (0..ROWS)
+        .flat_map(|r| (0..COLS).map(move |c| stored(k, r, c) as u16))
+        .collect();
+    let mut obj = mr_image(ROWS, COLS, pixels);
     let mut put = |tag, vr, value: PrimitiveValue| obj.put(DataElement::new(tag, vr, value));
-    put(tags::SOP_CLASS_UID, VR::UI, uids::MR_IMAGE_STORAGE.into());
     put(
         tags::SOP_INSTANCE_UID,
         VR::UI,
@@ -52,32 +57,9 @@ fn write_slice_as(dir: &Path, name: &str, k: usize, instance: i32, series_uid: &
         "0\\1\\0\\0\\0\\-1".into(),
     );
     put(tags::PIXEL_SPACING, VR::DS, "2\\0.5".into());
-    put(tags::ROWS, VR::US, PrimitiveValue::from(ROWS as u16));
-    put(tags::COLUMNS, VR::US, PrimitiveValue::from(COLS as u16));
-    put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
-    put(
-        tags::PHOTOMETRIC_INTERPRETATION,
-        VR::CS,
-        "MONOCHROME2".into(),
-    );
-    put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-    put(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
-    put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
-    put(
-        tags::PIXEL_REPRESENTATION,
-        VR::US,
-        PrimitiveValue::from(1u16),
-    );
     put(tags::RESCALE_SLOPE, VR::DS, "2".into());
     put(tags::RESCALE_INTERCEPT, VR::DS, "-1".into());
-    let pixels: Vec<u16> = (0..ROWS)
-        .flat_map(|r| (0..COLS).map(move |c| stored(k, r, c) as u16))
-        .collect();
-    put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into()));
-    let file = obj
-        .with_meta(FileMetaTableBuilder::new().transfer_syntax(syntax))
-        .unwrap();
-    file.write_to_file(dir.join(name)).unwrap();
+    write_file(obj, &dir.join(name), syntax);
 }
 
 /// Four slices in files whose names and instance numbers run against the slice positions.
