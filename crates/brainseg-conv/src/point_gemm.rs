@@ -47,10 +47,10 @@ pub fn bf16_in_use() -> bool {
 
 /// Whether [`point_gemm_f32`] runs on this CPU (AVX-512 F).
 pub(crate) fn f32_kernel_available() -> bool {
+    // std caches the detection: this is a load and a test.
     #[cfg(target_arch = "x86_64")]
     {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+        std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
