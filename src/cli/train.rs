@@ -62,6 +62,14 @@ pub struct Args {
     /// Which fold (0-based) this run trains; the others' cases train it, its own validate it.
     #[arg(long, requires = "folds")]
     pub fold: Option<usize>,
+    /// Use this split (a split.json of another run, or {"train": [ids], "valid": [ids]} written by
+    /// hand) instead of drawing one; it is copied into the run folder.
+    #[arg(long, value_name = "SPLIT_JSON", conflicts_with_all = ["folds", "train_fraction"])]
+    pub split: Option<PathBuf>,
+    /// Start from this model file's weights instead of random ones (fine-tuning, e.g. the bundled
+    /// model; the network options must match the file's). The optimiser starts fresh.
+    #[arg(long, value_name = "MODEL")]
+    pub init_weights: Option<PathBuf>,
     /// U-Net depth (levels) [4].
     #[arg(long)]
     pub depth: Option<usize>,
@@ -135,6 +143,8 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     if let (Some(folds), Some(fold)) = (args.folds, args.fold) {
         c.cross_validation = Some(Fold { folds, fold });
     }
+    c.split_file = args.split.clone();
+    c.init_weights = args.init_weights.clone();
     set(&mut c.model.depth, args.depth);
     set(&mut c.model.base_filters, args.base_filters);
     set(&mut c.model.upsampling, args.upsampling);

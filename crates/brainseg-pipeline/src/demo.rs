@@ -94,6 +94,8 @@ impl DemoConfig {
             seed: self.seed,
             train_fraction: 0.8,
             cross_validation: None,
+            split_file: None,
+            init_weights: None,
             queue_depth: 2,
         }
     }

@@ -115,6 +115,15 @@ pub struct TrainConfig {
     /// `train_fraction` split. Absent from older config.json files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_validation: Option<Fold>,
+    /// The split this run uses instead of drawing one (another run's `split.json`, or one written
+    /// by hand; nnU-Net's `splits_final.json`). Absent: drawn by `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_file: Option<PathBuf>,
+    /// Weights the run starts from instead of random ones: a model file of the same network (the
+    /// bundled model, to fine-tune it; nnU-Net's `-pretrained_weights`). The optimiser starts
+    /// fresh. Absent: random weights drawn by `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_weights: Option<PathBuf>,
     /// Batches prepared ahead of the model by the background sampler.
     pub queue_depth: usize,
 }
@@ -171,6 +180,8 @@ mod tests {
             seed: 0,
             train_fraction: 0.8,
             cross_validation: None,
+            split_file: None,
+            init_weights: None,
             queue_depth: 2,
         }
     }

@@ -58,6 +58,8 @@ impl Recipe {
                 seed: 0,
                 train_fraction: 0.8,
                 cross_validation: None,
+                split_file: None,
+                init_weights: None,
                 queue_depth: 2,
             },
             Recipe::Cpu => TrainConfig {
@@ -90,6 +92,8 @@ impl Recipe {
                 seed: 0,
                 train_fraction: 0.8,
                 cross_validation: None,
+                split_file: None,
+                init_weights: None,
                 queue_depth: 2,
             },
         }

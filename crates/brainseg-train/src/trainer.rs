@@ -213,16 +213,17 @@ impl Trainer {
         config
             .model
             .check_input([config.model.in_channels, x, y, z])?;
-        let source = Arc::new(open_data(&config, &layout, on_event)?);
-        let valid_batches = source.validation_batches(
-            &config.sampling,
-            config.seed,
-            config.valid_patches_per_case,
-        )?;
         let (model, optimizer, progress) = match restored {
             Some(r) => (r.model, r.optimizer, r.progress),
             None => (
-                UNet3d::new(&config.model, config.seed, device)?,
+                match &config.init_weights {
+                    Some(file) => brainseg_model::checkpoint::load_checkpoint(
+                        file,
+                        Some(&config.model),
+                        device,
+                    )?,
+                    None => UNet3d::new(&config.model, config.seed, device)?,
+                },
                 config.optimizer.init(),
                 RunProgress {
                     epochs_done: 0,
@@ -231,6 +232,13 @@ impl Trainer {
                 },
             ),
         };
+        // The model first: a refused starting point is reported before the data is decoded.
+        let source = Arc::new(open_data(&config, &layout, on_event)?);
+        let valid_batches = source.validation_batches(
+            &config.sampling,
+            config.seed,
+            config.valid_patches_per_case,
+        )?;
         Ok(Trainer {
             config,
             layout,
@@ -520,9 +528,10 @@ fn open_data(
     let split = if layout.split().exists() {
         Split::load(&layout.split())?
     } else {
-        let split = match config.cross_validation {
-            Some(f) => dataset.fold_split(config.seed, f.folds, f.fold)?,
-            None => dataset.split(config.seed, config.train_fraction),
+        let split = match (&config.split_file, config.cross_validation) {
+            (Some(file), _) => Split::load(file)?,
+            (None, Some(f)) => dataset.fold_split(config.seed, f.folds, f.fold)?,
+            (None, None) => dataset.split(config.seed, config.train_fraction),
         };
         split.save(&layout.split())?;
         split
@@ -582,7 +591,7 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
 }
 
 #[cfg(test)]
-mod time_limit_tests {
+mod tests {
     use super::*;
     use crate::config::{Optimizer, Schedule};
     use crate::data::SamplingConfig;
@@ -622,6 +631,8 @@ mod time_limit_tests {
             seed: 7,
             train_fraction: 0.67,
             cross_validation: None,
+            split_file: None,
+            init_weights: None,
             queue_depth: 2,
         }
     }
@@ -729,5 +740,86 @@ mod time_limit_tests {
             rest.history.iter().map(|r| r.epoch).collect::<Vec<_>>(),
             vec![1, 2]
         );
+    }
+
+    /// `init_weights` starts the run from the file's weights exactly (not from the seed's random
+    /// ones), and a file of another network is refused, naming the file.
+    #[test]
+    fn a_run_starts_from_the_given_weights() {
+        use brainseg_model::checkpoint::load_checkpoint;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path());
+        let device = cpu_autodiff_device();
+        let source = dir.path().join("source");
+        train(Some(tiny(&data, 1)), &source, &device, |_| {}).unwrap();
+        let weights = RunLayout::new(&source).best_model();
+
+        let mut config = tiny(&data, 1);
+        config.init_weights = Some(weights.clone());
+        let trainer = Trainer::start(
+            Some(config),
+            &dir.path().join("tuned"),
+            &device,
+            &mut |_| {},
+        )
+        .unwrap();
+        // The same logits as the file's model on a fixed input, and not those of the seed's
+        // random weights (the comparison can fail).
+        let input: Vec<f32> = (0..4 * 16 * 16 * 8)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let logits = |model: &UNet3d| -> Vec<f32> {
+            let x = Tensor::from_data(TensorData::new(input.clone(), [1, 4, 16, 16, 8]), &device);
+            model
+                .forward_logits(x)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap()
+        };
+        let from_file = load_checkpoint(&weights, None, &device).unwrap();
+        let random = UNet3d::new(&tiny(&data, 1).model, 7, &device).unwrap();
+        assert_eq!(logits(&trainer.model), logits(&from_file));
+        assert_ne!(logits(&trainer.model), logits(&random));
+
+        let mut other = tiny(&data, 1);
+        other.model.base_filters = 4;
+        other.init_weights = Some(weights.clone());
+        let out = dir.path().join("refused");
+        let error = Trainer::start(Some(other), &out, &device, &mut |_| {})
+            .err()
+            .expect("another network's weights are refused")
+            .to_string();
+        assert!(
+            error.contains("best.safetensors") && error.contains("different model"),
+            "{error}"
+        );
+        assert!(!out.exists(), "a refused start leaves nothing behind");
+    }
+
+    /// `split_file` replaces the drawn split and is copied into the run.
+    #[test]
+    fn a_run_uses_the_given_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path());
+        let device = cpu_autodiff_device();
+        let drawn_run = dir.path().join("drawn");
+        Trainer::start(Some(tiny(&data, 1)), &drawn_run, &device, &mut |_| {}).unwrap();
+        let drawn = Split::load(&RunLayout::new(&drawn_run).split()).unwrap();
+        // Another split of the same cases: the first training case validates instead.
+        let mut cases = drawn.train.clone();
+        cases.extend(drawn.valid.clone());
+        let given = Split {
+            valid: vec![cases[0].clone()],
+            train: cases[1..].to_vec(),
+        };
+        assert_ne!(given, drawn);
+        let file = dir.path().join("my_split.json");
+        given.save(&file).unwrap();
+        let mut config = tiny(&data, 1);
+        config.split_file = Some(file);
+        let run = dir.path().join("given");
+        Trainer::start(Some(config), &run, &device, &mut |_| {}).unwrap();
+        assert_eq!(Split::load(&RunLayout::new(&run).split()).unwrap(), given);
     }
 }

@@ -37,6 +37,8 @@ fn tiny_config(data: &Path, epochs: usize) -> TrainConfig {
         seed: 7,
         train_fraction: 0.67,
         cross_validation: None,
+        split_file: None,
+        init_weights: None,
         queue_depth: 2,
     }
 }
