@@ -4,6 +4,7 @@ use super::progress::Reporter;
 use super::Compute;
 use anyhow::{bail, Result};
 use brainseg_core::Targets;
+use brainseg_model::conv::Precision;
 use brainseg_model::{Normalisation, Upsampling};
 use brainseg_pipeline::training_device;
 use brainseg_train::trainer::train_within;
@@ -114,6 +115,11 @@ pub struct Args {
     /// the run ends after a complete checkpoint; `--resume` continues it.
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
+    /// What the convolutions multiply in: f32 (the default, exact) or bf16 products with f32 sums
+    /// (forward passes and input gradients; needs AVX512_BF16; weights and weight gradients stay
+    /// f32); auto: bf16 where the CPU has it. The run records the one chosen.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     #[command(flatten)]
     pub compute: Compute,
 }
@@ -170,6 +176,9 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
         c.sampling.augmentation = AugmentationConfig::off();
     }
     set(&mut c.queue_depth, args.queue);
+    if let Some(precision) = args.precision {
+        c.precision = precision.resolved();
+    }
     c.model.validate()?;
     let [x, y, z] = c.sampling.patch.size;
     c.model.check_input([c.model.in_channels, x, y, z])?;

@@ -173,13 +173,19 @@ impl Conv3x3x3 {
     }
 
     fn input_grad_on(&self, path: Path, grad: &[f32], weight: &[f32]) -> Vec<f32> {
+        self.input_grad_in(path, bf16_in_use(), grad, weight)
+    }
+
+    /// The input gradient, Winograd's products in bf16 when `bf16` (which needs
+    /// [`bf16_supported`]).
+    fn input_grad_in(&self, path: Path, bf16: bool, grad: &[f32], weight: &[f32]) -> Vec<f32> {
         let cout = self.channels_out;
         self.check("output gradient", grad, self.batch * cout * self.voxels());
         if self.batch * self.voxels() == 0 {
             return Vec::new();
         }
         if self.winograd(path) {
-            return self.input_grad_winograd(grad, weight);
+            return self.input_grad_winograd(bf16, grad, weight);
         }
         let grid = Grid::new(self.size);
         self.input_grad_padded(&grid, &grid.pad(grad, self.batch * cout), weight)
@@ -222,11 +228,14 @@ impl Conv3x3x3 {
 
     /// The input gradient as a Winograd convolution of the output gradient (Cout channels in,
     /// Cin out) with the flipped kernel.
-    fn input_grad_winograd(&self, grad: &[f32], weight: &[f32]) -> Vec<f32> {
+    fn input_grad_winograd(&self, bf16: bool, grad: &[f32], weight: &[f32]) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
         self.check("weight", weight, cout * cin * 27);
         let plan = Winograd::new(self.batch, cout, cin, self.size);
-        plan.run(grad, &plan.transform_kernel(weight, true), None, None)
+        let kernel = plan.transform_kernel(weight, true);
+        // The plan's input channels are the layer's outputs.
+        let bf16_kernel = bf16.then(|| point_gemm::pack_kernel(&kernel, cout));
+        plan.run(grad, &kernel, bf16_kernel.as_deref(), None)
     }
 
     fn input_grad_padded(&self, grid: &Grid, padded_grad: &[f32], weight: &[f32]) -> Vec<f32> {
@@ -751,7 +760,7 @@ mod tests {
     }
 
     #[test]
-    fn bf16_forward_stays_near_the_definition() {
+    fn bf16_forward_and_input_gradient_stay_near_the_definition() {
         if !bf16_supported() {
             eprintln!("skipped: this CPU has no AVX512_BF16");
             return;
@@ -762,6 +771,8 @@ mod tests {
         let shapes = [
             (1, 16, 16, [7, 4, 5]),
             (1, 17, 16, [1, 2, 9]),
+            // 17 output channels: the input gradient sums an odd count (the last paired with 0).
+            (1, 16, 17, [3, 5, 6]),
             (2, 32, 24, [9, 8, 20]),
             (1, 352, 16, [2, 2, 96]),
         ];
@@ -774,13 +785,21 @@ mod tests {
                 bias,
                 g,
             } = case(sizes, &mut rng);
-            let [y, _, _] = direct(&c, &x, &w, &bias, &g);
+            let [y, dx, _] = direct(&c, &x, &w, &bias, &g);
             let error = relative_error(&c.forward_in(Path::Fastest, true, &x, &w, &bias), &y);
             let exact = relative_error(&c.forward_in(Path::Fastest, false, &x, &w, &bias), &y);
             eprintln!("{c:?}: bf16 error {error:.2e}, f32 {exact:.2e}");
             assert!(
                 error < 2f64.powi(-6) && error > 10.0 * exact,
                 "{c:?}: {error} (f32 {exact})"
+            );
+            // The input gradient (bf16 training) is the same convolution, flipped: same bound.
+            let error = relative_error(&c.input_grad_in(Path::Fastest, true, &g, &w), &dx);
+            let exact = relative_error(&c.input_grad_in(Path::Fastest, false, &g, &w), &dx);
+            eprintln!("{c:?}: input gradient bf16 error {error:.2e}, f32 {exact:.2e}");
+            assert!(
+                error < 2f64.powi(-6) && error > 10.0 * exact,
+                "{c:?} input gradient: {error} (f32 {exact})"
             );
         }
     }

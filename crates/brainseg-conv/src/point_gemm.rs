@@ -5,15 +5,17 @@
 //! - f32 ([`point_gemm_f32`], every AVX-512 CPU): FMA. The `gemm` crate's AVX-512 kernels (its
 //!   `x86-v4` feature) were as fast here but slowed the weight gradient's dot-product-shaped
 //!   GEMMs by a third, so the crate keeps its AVX2 kernels for those and these shapes get these.
-//! - bf16 ([`PointGemm`], CPUs with AVX512_BF16, forward passes when [`use_bf16`] is on):
+//! - bf16 ([`PointGemm`], CPUs with AVX512_BF16, forward passes and input gradients when
+//!   [`use_bf16`] is on):
 //!   `vdpbf16ps`, 32 products per instruction where an f32 FMA does 16. Both operands are rounded
 //!   to bf16 (round to nearest even, 8 significant bits, as `vcvtne2ps2bf16` does) after the
 //!   Winograd transforms; every sum, the transforms and everything outside the GEMMs stay f32.
 //!   `vdpbf16ps` multiplies pairs along the summed axis (input channels), so the kernel is packed
 //!   as `[64][Cout][Cin / 2]` pairs and each block's transformed input as `[64][Cin / 2][tiles]`
 //!   pairs, both as `u32` (low half the even channel); an odd channel count pairs the last
-//!   channel with zero. Off unless [`use_bf16`] turns it on (inference asks for it; training keeps
-//!   f32): bf16 rounding moves results by about 1e-2 relative, f32 by 1e-7.
+//!   channel with zero. Off unless [`use_bf16`] turns it on (inference asks for it by default,
+//!   training when told to; the weight gradient stays f32 either way): bf16 rounding moves results
+//!   by about 1e-2 relative, f32 by 1e-7.
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static BF16: AtomicBool = AtomicBool::new(false);
@@ -32,8 +34,8 @@ pub fn bf16_supported() -> bool {
     }
 }
 
-/// Makes forward passes multiply in bf16 where [`bf16_supported`] (`true`) or in f32 (`false`,
-/// the default), process-wide. Returns whether bf16 is now in use.
+/// Makes forward passes and input gradients multiply in bf16 where [`bf16_supported`] (`true`)
+/// or in f32 (`false`, the default), process-wide. Returns whether bf16 is now in use.
 pub fn use_bf16(on: bool) -> bool {
     let on = on && bf16_supported();
     BF16.store(on, Ordering::Relaxed);

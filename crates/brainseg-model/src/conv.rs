@@ -10,8 +10,10 @@ pub use brainseg_conv::{
     bf16_in_use, bf16_supported, direct_convolution, use_bf16, use_direct_convolution,
 };
 
-/// What the CPU's forward convolutions multiply in (inference; training stays f32).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the CPU's convolutions multiply in: forward passes and input gradients (the weight
+/// gradient and everything outside the convolutions' products stay f32, and so do the weights).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Precision {
     /// bf16 where the CPU has AVX512_BF16, else f32.
@@ -32,6 +34,16 @@ impl Precision {
         }
         let bf16 = brainseg_conv::use_bf16(self != Precision::F32);
         Ok(if bf16 { "bf16" } else { "f32" })
+    }
+
+    /// `Auto` made definite for this CPU (what a training run records, so that it means the same
+    /// on another machine).
+    pub fn resolved(self) -> Precision {
+        match self {
+            Precision::Auto if bf16_supported() => Precision::Bf16,
+            Precision::Auto => Precision::F32,
+            definite => definite,
+        }
     }
 }
 use burn::backend::ops::{ConvOptions, ModuleOps};

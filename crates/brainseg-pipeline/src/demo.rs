@@ -97,6 +97,7 @@ impl DemoConfig {
             split_file: None,
             init_weights: None,
             queue_depth: 2,
+            precision: brainseg_model::conv::Precision::F32,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What describes a run: the network, sampling, loss, optimiser and schedule, saved as the run's
 //! `config.json`.
 use crate::data::SamplingConfig;
+use brainseg_model::conv::Precision;
 use brainseg_model::UNet3dConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -126,6 +127,15 @@ pub struct TrainConfig {
     pub init_weights: Option<PathBuf>,
     /// Batches prepared ahead of the model by the background sampler.
     pub queue_depth: usize,
+    /// What the CPU's convolutions multiply in (forward passes and input gradients; weights,
+    /// weight gradients and the optimiser stay f32). Always definite here (f32 or bf16), never
+    /// auto. Absent from older config.json files: f32.
+    #[serde(default = "exact_precision")]
+    pub precision: Precision,
+}
+
+fn exact_precision() -> Precision {
+    Precision::F32
 }
 
 /// One fold of a cross-validation.
@@ -183,6 +193,7 @@ mod tests {
             split_file: None,
             init_weights: None,
             queue_depth: 2,
+            precision: Precision::F32,
         }
     }
 
@@ -206,15 +217,22 @@ mod tests {
 
     #[test]
     fn an_old_config_json_trains_as_before() {
-        let mut json = serde_json::to_value(config()).unwrap();
+        let mut bf16 = config();
+        bf16.precision = Precision::Bf16;
+        let mut json = serde_json::to_value(bf16).unwrap();
         let object = json.as_object_mut().unwrap();
         assert_eq!(object["optimizer"], "adam");
         assert_eq!(object["schedule"], "constant");
+        assert_eq!(object["precision"], "bf16");
+        assert!(!object.contains_key("split_file") && !object.contains_key("init_weights"));
         object.remove("optimizer");
         object.remove("schedule");
+        object.remove("precision");
         let old: TrainConfig = serde_json::from_value(json).unwrap();
         assert_eq!(old.optimizer, Optimizer::Adam);
         assert_eq!(old.schedule, Schedule::Constant);
+        // Older runs trained in f32 (not auto, which could mean bf16 on another CPU).
+        assert_eq!(old.precision, Precision::F32);
         assert_eq!(old.model, UNet3dConfig::default());
     }
 

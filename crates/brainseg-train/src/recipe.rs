@@ -2,6 +2,7 @@
 //! and the command line overrides single settings.
 use crate::{LossKind, Optimizer, SamplingConfig, Schedule, TrainConfig};
 use brainseg_core::Targets;
+use brainseg_model::conv::Precision;
 use brainseg_model::{Normalisation, UNet3dConfig, Upsampling};
 use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ impl Recipe {
                 split_file: None,
                 init_weights: None,
                 queue_depth: 2,
+                precision: Precision::F32,
             },
             Recipe::Cpu => TrainConfig {
                 data,
@@ -95,6 +97,7 @@ impl Recipe {
                 split_file: None,
                 init_weights: None,
                 queue_depth: 2,
+                precision: Precision::F32,
             },
         }
     }

@@ -203,6 +203,10 @@ impl Trainer {
         on_event: &mut (dyn FnMut(TrainEvent) + Send),
     ) -> Result<Trainer> {
         config.model.validate()?;
+        config
+            .precision
+            .apply()
+            .map_err(|problem| Error::at(&layout.config(), problem))?;
         if config.model.targets != config.sampling.patch.targets {
             return Err(Error::at(
                 &layout.config(),
@@ -634,6 +638,7 @@ mod tests {
             split_file: None,
             init_weights: None,
             queue_depth: 2,
+            precision: brainseg_model::conv::Precision::F32,
         }
     }
 
@@ -774,7 +779,7 @@ mod tests {
                 .forward_logits(x)
                 .unwrap()
                 .into_data()
-                .to_vec()
+                .try_to_vec::<f32>()
                 .unwrap()
         };
         let from_file = load_checkpoint(&weights, None, &device).unwrap();

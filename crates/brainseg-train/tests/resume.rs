@@ -40,6 +40,7 @@ fn tiny_config(data: &Path, epochs: usize) -> TrainConfig {
         split_file: None,
         init_weights: None,
         queue_depth: 2,
+        precision: brainseg_model::conv::Precision::F32,
     }
 }
 

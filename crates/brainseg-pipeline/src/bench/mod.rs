@@ -219,8 +219,10 @@ pub struct BenchHeader {
     pub cpu: CpuInfo,
     /// "burn", "brainseg-conv direct" or "brainseg-conv Winograd".
     pub convolution: &'static str,
-    /// What the forward convolutions multiply in: "bf16" or "f32" (training steps: f32).
+    /// What the forward convolutions multiply in: "bf16" or "f32".
     pub precision: &'static str,
+    /// What the training steps' convolutions multiply in: "f32", or "bf16" when named.
+    pub train_precision: &'static str,
     pub load_at_start: Option<f64>,
 }
 
@@ -313,6 +315,11 @@ pub fn run(config: &BenchConfig, progress: &mut dyn Progress) -> Result<BenchRep
             "brainseg-conv Winograd"
         },
         precision,
+        train_precision: if config.precision == Precision::Bf16 {
+            "bf16"
+        } else {
+            "f32"
+        },
         load_at_start: load_average(),
     };
     progress.stage(&format!(

@@ -77,9 +77,11 @@ pub(super) fn time_parts(
                 (timings, table.total_gflop, None)
             }
             Part::Train => {
-                // Training multiplies in f32 whatever the forward passes do.
+                // As `train`: f32 unless bf16 is asked for by name (auto means bf16 for inference).
                 let bf16 = brainseg_model::conv::bf16_in_use();
-                brainseg_model::conv::use_bf16(false);
+                brainseg_model::conv::use_bf16(
+                    config.precision == brainseg_model::conv::Precision::Bf16,
+                );
                 let input = Tensor::<5>::from_data(images.clone(), &autodiff);
                 let target = Tensor::<5>::from_data(targets.clone(), &autodiff);
                 let mut optimizer = AdamConfig::new().init();
@@ -195,10 +197,15 @@ pub(super) fn table(
     };
     let _ = writeln!(
         out,
-        "{model}{} thread(s), {} convolution, {} forward products, load {} at start",
+        "{model}{} thread(s), {} convolution, {} forward products{}, load {} at start",
         header.threads,
         header.convolution,
         header.precision,
+        if results.iter().any(|r| r.part == Part::Train) {
+            format!(", {} training products", header.train_precision)
+        } else {
+            String::new()
+        },
         one_decimal(header.load_at_start)
     );
     let torch = results.iter().any(|r| r.torch.is_some());
