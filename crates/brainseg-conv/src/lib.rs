@@ -24,8 +24,10 @@
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod caches;
 mod point_gemm;
 mod winograd;
+pub use caches::CacheSizes;
 pub use point_gemm::{bf16_in_use, bf16_supported, use_bf16};
 use winograd::Winograd;
 
@@ -68,9 +70,11 @@ pub struct Conv3x3x3 {
     pub size: [usize; 3],
 }
 
-/// Accumulator floats per task tile (512 KiB): half the L2 of one core, leaving room for the
-/// packed GEMM operands.
-const TILE_FLOATS: usize = 128 * 1024;
+/// Accumulator floats per position tile of the direct weight gradient (512 KiB, half a Zen 4
+/// core's L2). Fixed, not from the caches: its tiles split the sum over positions, and the same
+/// run must give the same weights on any CPU. The other passes' tiles follow the L2
+/// ([`CacheSizes::direct_tile_floats`]).
+const WEIGHT_TILE_FLOATS: usize = 128 * 1024;
 
 /// Runs of position tiles summed separately in the weight gradient: enough for the cores of a
 /// workstation, few enough that the partial copies stay small.
@@ -310,6 +314,9 @@ struct Grid {
     origin: usize,
     /// Flat shift of each tap, indexed like PyTorch's kernel (`kx * 9 + ky * 3 + kz`).
     shifts: [usize; 27],
+    /// Accumulator floats per position tile of [`Grid::shifted_gemm`] (from the caches; the
+    /// result does not depend on it).
+    tile_floats: usize,
 }
 
 impl Grid {
@@ -336,6 +343,7 @@ impl Grid {
             span,
             origin,
             shifts,
+            tile_floats: CacheSizes::detected().direct_tile_floats(),
         }
     }
 
@@ -400,7 +408,7 @@ impl Grid {
     ) -> Vec<f32> {
         let span = self.span;
         let mut out = zeroed(batch * m * span);
-        let tile = (TILE_FLOATS / m).clamp(256, 8192).min(span);
+        let tile = (self.tile_floats / m).clamp(256, 8192).min(span);
         let tiles = span.div_ceil(tile);
         // Few tiles (deep, small levels) leave cores idle: split the output channels as well.
         let row_blocks = if batch * tiles >= MIN_TASKS {
@@ -462,7 +470,9 @@ impl Grid {
     ) -> Vec<f32> {
         let span = self.span;
         let size = 27 * cout * cin;
-        let tile = (TILE_FLOATS / (cout + cin)).clamp(256, 8192).min(span);
+        let tile = (WEIGHT_TILE_FLOATS / (cout + cin))
+            .clamp(256, 8192)
+            .min(span);
         let tiles = span.div_ceil(tile);
         // One tile's taps into `dw` (rows `co0..co0 + count`), accumulating.
         let accumulate = |dw: *mut f32, b: usize, t: usize, co0: usize, count: usize| {
@@ -825,6 +835,37 @@ mod tests {
         assert_eq!(c.input_grad(&[1.0, 2.0, 4.0], &w), vec![0.0, 10.0, 20.0]);
         assert_eq!(c.weight_grad(&[1.0, 2.0, 3.0], &[1.0, 2.0, 4.0])[14], 8.0);
         assert_eq!(c.bias_grad(&[1.0, 2.0, 4.0]), vec![7.0]);
+    }
+
+    /// The direct path's position tiles follow the L2; they split only the outputs, so the
+    /// bits stay the same whatever their size.
+    #[test]
+    fn direct_tile_size_does_not_change_the_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // 4 -> 16 channels (the U-Net's first layer) and 24 -> 40 over 40x41x40 positions.
+        for sizes in [(1, 4, 16, [40, 41, 40]), (2, 24, 40, [20, 21, 22])] {
+            let Case {
+                conv: c,
+                x,
+                w,
+                bias,
+                ..
+            } = case(sizes, &mut rng);
+            let forward = |tile_floats: usize| -> Vec<u32> {
+                let mut grid = Grid::new(c.size);
+                grid.tile_floats = tile_floats;
+                let taps = taps_major(&w, c.channels_out, c.channels_in, false);
+                let padded = grid.pad(&x, c.batch * c.channels_in);
+                let out = grid.shifted_gemm(&padded, c.batch, c.channels_in, &taps, c.channels_out);
+                let out = grid.crop(&out, c.batch, c.channels_out, Some(&bias));
+                out.iter().map(|v| v.to_bits()).collect()
+            };
+            let tuned = forward(CacheSizes::TUNED.direct_tile_floats());
+            assert!(
+                forward(32 << 10) == tuned && forward(1 << 20) == tuned,
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! arithmetic whose rounding error stays within about twice the direct sum's (tested against an
 //! f64 definition).
 //!
-//! Work goes in blocks of about [`TARGET_TILES`] tiles (whole rows of tiles along the innermost
-//! axis): a block transforms a run of input channels into a per-thread scratch buffer, runs the
+//! Work goes in blocks of about [`CacheSizes::winograd_tiles`] tiles (whole rows of tiles along
+//! the innermost axis): a block transforms a run of input channels into a per-thread scratch buffer, runs the
 //! 64 GEMMs into its accumulator, and after the last run transforms the accumulator into the
 //! output. The padded input stores the even and odd positions of the innermost axis apart, so
 //! the transforms are contiguous vector arithmetic, compiled for AVX-512, AVX2 or neither and
@@ -20,18 +20,15 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+use crate::caches::CacheSizes;
 use crate::{fixed_order_sum, zeroed, SharedMut, MIN_TASKS, PARTIAL_SUMS};
-
-/// Tiles per block. Small blocks keep each point's GEMM operand (`Cin x tiles`) in L1/L2; measured
-/// on the seed U-Net's layers (Zen 4), 48 beat 16-32 and 96-512 by 5-25%.
-const TARGET_TILES: usize = 48;
 
 /// Floats of transformed input per block and channel run (4 MiB): with 48 tiles, runs of up to
 /// 341 input channels, so most layers sum all channels in one GEMM per point.
 const SCRATCH_FLOATS: usize = 1 << 20;
 
 /// Tiles per block of the weight gradient at most: its GEMMs sum over tiles, so longer blocks
-/// mean fewer passes over the point sums.
+/// mean fewer passes over the point sums. Fixed, not from the caches: the blocks split the sum.
 const WEIGHT_TARGET_TILES: usize = 128;
 
 /// Floats of transformed input and gradient per block of the weight gradient (8 MiB).
@@ -82,6 +79,8 @@ pub(crate) struct Winograd {
     order: [usize; 3],
     /// The instruction set the transforms run with.
     isa: Isa,
+    /// Tiles per block of [`Winograd::run`] (from the caches; the result does not depend on it).
+    target_tiles: usize,
 }
 
 impl Winograd {
@@ -108,7 +107,15 @@ impl Winograd {
             source_strides: order.map(|axis| strides[axis]),
             order,
             isa: Isa::detect(),
+            target_tiles: CacheSizes::detected().winograd_tiles(),
         }
+    }
+
+    /// The same plan with `tiles` tiles per block (tests: results must not depend on it).
+    #[cfg(test)]
+    pub(crate) fn with_target_tiles(mut self, tiles: usize) -> Self {
+        self.target_tiles = tiles;
+        self
     }
 
     fn voxels(&self) -> usize {
@@ -261,7 +268,7 @@ impl Winograd {
         let mut out = zeroed(self.batch * cout * self.voxels());
         let [_, tiles_b, tiles_c] = self.tiles;
         let rows = self.tiles[0] * tiles_b;
-        let rows_per_block = TARGET_TILES.div_ceil(tiles_c).max(1).min(rows);
+        let rows_per_block = self.target_tiles.div_ceil(tiles_c).max(1).min(rows);
         let blocks = rows.div_ceil(rows_per_block);
         // Few blocks (the deep levels) leave cores idle: split the output channels as well.
         let groups = if self.batch * blocks >= MIN_TASKS {
@@ -1006,5 +1013,58 @@ mod tests {
             }
         }
         assert_eq!(portable[0].len(), batch * cout * voxels);
+    }
+
+    /// The tiles per block follow the CPU's caches, so they must not change a single bit: every
+    /// output tile sums the same channels in the same order whatever block it falls in (f32 and
+    /// bf16 products, forward and input gradient, one and several channel runs).
+    #[test]
+    fn block_size_does_not_change_the_bits() {
+        let values = |count: usize, salt: u32| -> Vec<f32> {
+            (0..count as u32)
+                .map(|i| {
+                    (i.wrapping_mul(2_654_435_761).wrapping_add(salt) % 2001) as f32 / 1000.0 - 1.0
+                })
+                .collect()
+        };
+        // 11 x 6 x 29 tiles; the second shape's 400 input channels need two channel runs with
+        // blocks of 48 tiles or more.
+        for (batch, cin, cout, size) in [(2, 16, 20, [22, 12, 57]), (1, 400, 16, [6, 4, 40])] {
+            let voxels: usize = size.iter().product();
+            let x = values(batch * cin * voxels, 1);
+            let weight = values(cout * cin * 27, 2);
+            let grad = values(batch * cout * voxels, 3);
+            let bias = values(cout, 4);
+            let bf16_options = if crate::bf16_supported() {
+                &[false, true][..]
+            } else {
+                &[false]
+            };
+            for &bf16 in bf16_options {
+                let passes = |tiles: usize| -> Vec<Vec<u32>> {
+                    let forward = Winograd::new(batch, cin, cout, size).with_target_tiles(tiles);
+                    let backward = Winograd::new(batch, cout, cin, size).with_target_tiles(tiles);
+                    let kernel = forward.transform_kernel(&weight, false);
+                    let flipped = backward.transform_kernel(&weight, true);
+                    let packed = bf16.then(|| crate::point_gemm::pack_kernel(&kernel, cin));
+                    let packed_flipped =
+                        bf16.then(|| crate::point_gemm::pack_kernel(&flipped, cout));
+                    [
+                        forward.run(&x, &kernel, packed.as_deref(), Some(&bias)),
+                        backward.run(&grad, &flipped, packed_flipped.as_deref(), None),
+                    ]
+                    .iter()
+                    .map(|pass| pass.iter().map(|v| v.to_bits()).collect())
+                    .collect()
+                };
+                let tuned = passes(48);
+                for tiles in [16, 72, 192] {
+                    assert!(
+                        passes(tiles) == tuned,
+                        "{cin}->{cout}, bf16 {bf16}: {tiles} tiles per block differ from 48"
+                    );
+                }
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 use brainseg_conv::Conv3x3x3;
 /// Direct 27-tap sums instead of Winograd in the CPU kernels, process-wide.
 pub use brainseg_conv::{
-    bf16_in_use, bf16_supported, direct_convolution, use_bf16, use_direct_convolution,
+    bf16_in_use, bf16_supported, direct_convolution, use_bf16, use_direct_convolution, CacheSizes,
 };
 
 /// What the CPU's convolutions multiply in: forward passes and input gradients (the weight

@@ -112,6 +112,9 @@ pub struct CpuInfo {
     pub cpu_avx512f: bool,
     pub cpu_avx512_bf16: bool,
     pub cpu_avx2: bool,
+    /// Per-core L1 data and L2 caches as the kernels read them (cpuid), KiB.
+    pub cpu_l1d_kib: usize,
+    pub cpu_l2_kib: usize,
 }
 
 impl CpuInfo {
@@ -130,23 +133,28 @@ impl CpuInfo {
         };
         let flags = field("flags").unwrap_or_default();
         let flag = |name: &str| flags.split_whitespace().any(|f| f == name);
+        let caches = brainseg_model::conv::CacheSizes::detected();
         CpuInfo {
             cpu: field("model name").unwrap_or_else(|| "unknown".into()),
             cpu_avx512f: flag("avx512f") || detected::avx512f(),
             cpu_avx512_bf16: flag("avx512_bf16"),
             cpu_avx2: flag("avx2") || detected::avx2(),
+            cpu_l1d_kib: caches.l1d >> 10,
+            cpu_l2_kib: caches.l2 >> 10,
         }
     }
 
-    /// "model name (avx512f yes, avx512_bf16 no, avx2 yes)".
+    /// "model name (avx512f yes, avx512_bf16 no, avx2 yes; L1d 32 KiB, L2 1024 KiB per core)".
     pub fn describe(&self) -> String {
         let yes = |on: bool| if on { "yes" } else { "no" };
         format!(
-            "{} (avx512f {}, avx512_bf16 {}, avx2 {})",
+            "{} (avx512f {}, avx512_bf16 {}, avx2 {}; L1d {} KiB, L2 {} KiB per core)",
             self.cpu,
             yes(self.cpu_avx512f),
             yes(self.cpu_avx512_bf16),
-            yes(self.cpu_avx2)
+            yes(self.cpu_avx2),
+            self.cpu_l1d_kib,
+            self.cpu_l2_kib
         )
     }
 }
