@@ -79,8 +79,8 @@ pub struct Args {
     /// The model of the predict part (default: the bundled model).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// What forward convolutions multiply in, as `predict --precision` (training steps: f32 unless
-    /// bf16 is named, as `train --precision`).
+    /// What forward convolutions multiply in, as `predict --precision` (training steps: f32, `train`'s
+    /// default, unless bf16 is named).
     #[arg(long, value_enum, default_value_t = cpu().precision)]
     pub precision: Precision,
 }

@@ -17,7 +17,8 @@ pub struct Args {
     /// Dataset folder (MSD or raw BraTS), or a notebook patch folder holding config.json + train/ + valid/.
     #[arg(short, long, alias = "data", required_unless_present = "resume")]
     pub input: Option<PathBuf>,
-    /// Run folder to create (config, split, metrics.csv, curves.png, checkpoints, best.safetensors).
+    /// Run folder to create (config, split, metrics.csv, curves.png, checkpoints, best.safetensors,
+    /// last.safetensors).
     #[arg(short, long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint (all other options come from its config.json).
@@ -50,7 +51,8 @@ pub struct Args {
     /// Initial learning rate [recipe cpu: 1e-3; notebook: 1e-5; nnunet: 0.01].
     #[arg(long)]
     pub learning_rate: Option<f64>,
-    /// Random seed of the split, the weights, the patches and the augmentation [0].
+    /// Random seed of the split (unless --split), the weights (unless --init-weights), the patches
+    /// and the augmentation [0].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Fraction of cases used for training; the rest validate (split.json in the run folder can be edited) [0.8].
@@ -149,8 +151,10 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
     if let (Some(folds), Some(fold)) = (args.folds, args.fold) {
         c.cross_validation = Some(Fold { folds, fold });
     }
-    c.split_file = args.split.clone();
-    c.init_weights = args.init_weights.clone();
+    // Absolute, so that the run's record names the files from anywhere.
+    let absolute = |path: &PathBuf| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    c.split_file = args.split.as_ref().map(absolute);
+    c.init_weights = args.init_weights.as_ref().map(absolute);
     set(&mut c.model.depth, args.depth);
     set(&mut c.model.base_filters, args.base_filters);
     set(&mut c.model.upsampling, args.upsampling);
@@ -176,8 +180,12 @@ pub fn config_from(args: &Args) -> Result<TrainConfig> {
         c.sampling.augmentation = AugmentationConfig::off();
     }
     set(&mut c.queue_depth, args.queue);
-    if let Some(precision) = args.precision {
-        c.precision = precision.resolved();
+    match (args.compute.backend, args.precision) {
+        (_, None) => {}
+        (brainseg_pipeline::Backend::Cpu, Some(precision)) => c.precision = precision.resolved(),
+        // cuDNN's convolutions are f32 here; bf16 is the CPU kernels'.
+        (_, Some(Precision::Bf16)) => bail!("--precision bf16 is for the CPU backend"),
+        (_, Some(_)) => c.precision = Precision::F32,
     }
     c.model.validate()?;
     let [x, y, z] = c.sampling.patch.size;

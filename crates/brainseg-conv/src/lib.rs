@@ -5,14 +5,16 @@
 //! grid a tap is a fixed shift of the flat index, so the tap's input is a strided view of the
 //! padded buffer and needs no copy. The grid puts the longest spatial axis innermost, so the two
 //! padding columns per row waste little (1-2% for 160x160x16). Work is split over tiles of output
-//! positions sized so one tile's accumulator stays in the 1 MiB L2 across the 27 taps; rayon
-//! spreads the tiles, and the `gemm` crate picks AVX2 / NEON micro-kernels at run time.
+//! positions sized so one tile's accumulator stays in half the L2 across the 27 taps (the sizes
+//! come from the CPU's caches: [`CacheSizes`]); rayon spreads the tiles, and the `gemm` crate picks
+//! AVX2 / NEON micro-kernels at run time.
 //!
 //! Where both channel counts are 16 or more, the passes instead run Winograd F(2x2x2, 3x3x3)
 //! ([`winograd`]; the weight gradient as its transposition, F(3x3x3, 2x2x2), while input and
 //! output channels together stay within 512): 8 multiplications per output and channel pair
 //! instead of 27. Its forward and input-gradient point GEMMs run in micro-kernels of our own on
-//! AVX-512 CPUs ([`point_gemm`]: f32, or bf16 products for inference with [`use_bf16`]), the
+//! AVX-512 CPUs ([`point_gemm`]: f32, or bf16 products with [`use_bf16`], for inference and
+//! optionally training), the
 //! weight gradient's in the `gemm` crate's. [`use_direct_convolution`] turns Winograd off.
 //!
 //! Layouts are PyTorch's: input `[B, Cin, X, Y, Z]`, weight `[Cout, Cin, 3, 3, 3]`, output
@@ -842,8 +844,13 @@ mod tests {
     #[test]
     fn direct_tile_size_does_not_change_the_bits() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        // 4 -> 16 channels (the U-Net's first layer) and 24 -> 40 over 40x41x40 positions.
-        for sizes in [(1, 4, 16, [40, 41, 40]), (2, 24, 40, [20, 21, 22])] {
+        // 4 -> 16 channels (the U-Net's first layer), 24 -> 40, and a sum over 600 channels
+        // (longer than the gemm crate's inner blocks).
+        for sizes in [
+            (1, 4, 16, [40, 41, 40]),
+            (2, 24, 40, [20, 21, 22]),
+            (1, 600, 8, [10, 11, 12]),
+        ] {
             let Case {
                 conv: c,
                 x,

@@ -83,8 +83,9 @@ impl LoadedModel {
         ))
     }
 
-    /// Reads every model file of `paths` as one ensemble; a folder stands for the model files in
-    /// it and in its subfolders' `best.safetensors` (a cross-validation's fold runs). The members
+    /// Reads every model file of `paths` as one ensemble; a training run's folder stands for its
+    /// `best.safetensors`, another folder for the model files in it and its subfolders'
+    /// `best.safetensors` (a cross-validation's fold runs). The members
     /// must agree on inputs, outputs, tile and standardisation; the first one's settings are used.
     pub fn load_ensemble(paths: &[PathBuf], device: &Device) -> Result<LoadedModel> {
         let files = model_files(paths)?;
@@ -147,6 +148,12 @@ fn model_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for path in paths {
         if !path.is_dir() {
             files.push(path.clone());
+            continue;
+        }
+        // A run folder also holds last.safetensors: the run is its best model, not a pair.
+        let best = path.join("best.safetensors");
+        if best.is_file() {
+            files.push(best);
             continue;
         }
         let entries = std::fs::read_dir(path)
@@ -240,6 +247,34 @@ mod tests {
     use super::*;
     use brainseg_model::UNet3dConfig;
     use ndarray::Array5;
+
+    /// A run folder is its best model (not best + last); a folder of fold runs is each run's
+    /// best model, and loose model files count too, in name order; an empty folder is refused.
+    #[test]
+    fn folders_stand_for_their_model_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let touch = |relative: &str| {
+            let path = dir.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"").unwrap();
+            path
+        };
+        let run_best = touch("run/best.safetensors");
+        touch("run/last.safetensors");
+        touch("run/config.json");
+        let fold_1 = touch("cv/fold_1/best.safetensors");
+        touch("cv/fold_1/last.safetensors");
+        let fold_0 = touch("cv/fold_0/best.safetensors");
+        let extra = touch("cv/extra.safetensors");
+        touch("cv/notes.txt");
+        let found = model_files(&[dir.path().join("run"), dir.path().join("cv")]).unwrap();
+        assert_eq!(found, vec![run_best, extra, fold_0, fold_1]);
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        let error = model_files(&[dir.path().join("empty")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("holds no model files"), "{error}");
+    }
 
     #[test]
     fn an_ensemble_predicts_the_mean_of_its_members() {

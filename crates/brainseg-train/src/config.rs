@@ -117,7 +117,7 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_validation: Option<Fold>,
     /// The split this run uses instead of drawing one (another run's `split.json`, or one written
-    /// by hand; nnU-Net's `splits_final.json`). Absent: drawn by `seed`.
+    /// by hand: `{"train": [ids], "valid": [ids]}`). Absent: drawn by `seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_file: Option<PathBuf>,
     /// Weights the run starts from instead of random ones: a model file of the same network (the
@@ -128,8 +128,8 @@ pub struct TrainConfig {
     /// Batches prepared ahead of the model by the background sampler.
     pub queue_depth: usize,
     /// What the CPU's convolutions multiply in (forward passes and input gradients; weights,
-    /// weight gradients and the optimiser stay f32). Always definite here (f32 or bf16), never
-    /// auto. Absent from older config.json files: f32.
+    /// weight gradients and the optimiser stay f32). A new run records it definite (auto becomes
+    /// f32 or bf16 for the CPU it starts on). Absent from older config.json files: f32.
     #[serde(default = "exact_precision")]
     pub precision: Precision,
 }

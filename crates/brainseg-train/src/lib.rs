@@ -4,8 +4,9 @@
 //! [`Trainer`] in stages (start or resume, then per epoch: steps, validation, best model,
 //! checkpoint, log). Its folder ([`RunLayout`]) holds everything needed to watch, resume or reuse
 //! it: `config.json` (the whole recipe), `split.json` (editable train/validation ids),
-//! `metrics.csv` and `curves.png` (one row/point per epoch), `best.safetensors` (a
-//! [`model_file`] of the best validation epoch), `checkpoint/` (last epoch: weights, optimiser
+//! `metrics.csv` and `curves.png` (one row/point per epoch), `best.safetensors` and
+//! `last.safetensors` ([`model_file`]s of the best validation epoch and of the last one),
+//! `checkpoint/` (last epoch: weights, optimiser
 //! state, progress) and `cache/` (decoded cases).
 pub mod cache;
 mod checkpoint;

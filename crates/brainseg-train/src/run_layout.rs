@@ -32,6 +32,11 @@ impl RunLayout {
     pub fn best_model(&self) -> PathBuf {
         self.root.join("best.safetensors")
     }
+    /// The model of the last epoch (a [`crate::model_file`]; nnU-Net's `checkpoint_final`): unlike
+    /// the best one, not chosen on the validation cases, so it scores them without bias.
+    pub fn last_model(&self) -> PathBuf {
+        self.root.join("last.safetensors")
+    }
     /// The last epoch's weights, optimiser state and progress.
     pub fn checkpoint(&self) -> PathBuf {
         self.root.join("checkpoint")

@@ -157,6 +157,12 @@ impl Trainer {
             ));
         }
         let folder_existed = out.exists();
+        let split_existed = layout.split().exists();
+        // Never "auto" in a run's record: it would mean another precision on another CPU.
+        let config = TrainConfig {
+            precision: config.precision.resolved(),
+            ..config
+        };
         let started = (|| {
             fs::create_dir_all(out)
                 .map_err(|e| Error::at(out, format!("cannot create the run folder: {e}")))?;
@@ -165,10 +171,12 @@ impl Trainer {
             Self::prepare(config, layout.clone(), device, None, on_event)
         })();
         if started.is_err() {
-            // Only what this call made: the folder if it made it, else the run's own files.
+            // Only what this call made: the folder if it made it, else the run's own files (a
+            // split.json that was there before, the user's, stays).
             if folder_existed {
-                for file in [layout.config(), layout.split()] {
-                    let _ = fs::remove_file(file);
+                let _ = fs::remove_file(layout.config());
+                if !split_existed {
+                    let _ = fs::remove_file(layout.split());
                 }
                 let _ = fs::remove_dir_all(layout.cache());
             } else {
@@ -203,10 +211,12 @@ impl Trainer {
         on_event: &mut (dyn FnMut(TrainEvent) + Send),
     ) -> Result<Trainer> {
         config.model.validate()?;
-        config
-            .precision
-            .apply()
-            .map_err(|problem| Error::at(&layout.config(), problem))?;
+        config.precision.apply().map_err(|_| {
+            Error::at(
+                &layout.config(),
+                "the run multiplies in bf16 (\"precision\"), and this CPU has no AVX512_BF16",
+            )
+        })?;
         if config.model.targets != config.sampling.patch.targets {
             return Err(Error::at(
                 &layout.config(),
@@ -314,8 +324,9 @@ impl Trainer {
         };
         if record.dice_mean > self.progress.best_dice {
             self.progress.best_dice = record.dice_mean;
-            self.save_best()?;
+            self.save_model(&self.layout.best_model())?;
         }
+        self.save_model(&self.layout.last_model())?;
         self.progress.history.push(record.clone());
         self.progress.epochs_done = epoch;
         checkpoint::save(&self.layout, &self.model, &self.optimizer, &self.progress)?;
@@ -373,8 +384,8 @@ impl Trainer {
         Ok(validation)
     }
 
-    /// The best model so far, with the tile size and standardisation prediction must use.
-    fn save_best(&self) -> Result<()> {
+    /// The model as it is now, with the tile size and standardisation prediction must use.
+    fn save_model(&self, path: &Path) -> Result<()> {
         let inference = InferenceConfig {
             tile: self.config.sampling.patch.size,
             standardization: self.config.sampling.standardization,
@@ -383,7 +394,7 @@ impl Trainer {
         Ok(model_file::save(
             &self.model,
             &inference,
-            &self.layout.best_model(),
+            path,
             StorageDtype::F32,
         )?)
     }
@@ -525,15 +536,39 @@ fn open_data(
 ) -> Result<PatchSource> {
     let notebook_config = config.data.join("config.json");
     if notebook_config.is_file() {
+        if let Some(file) = &config.split_file {
+            return Err(Error::at(
+                file,
+                "a split is for datasets of whole cases; the notebook's patch folders split themselves (train/, valid/)",
+            ));
+        }
         let (train, valid) = brainseg_volume::seed_patches::read_seed_config(&notebook_config)?;
         return Ok(PatchSource::SeedPatches { train, valid });
     }
     let dataset = Dataset::open(&config.data)?;
     let split = if layout.split().exists() {
-        Split::load(&layout.split())?
+        let split = Split::load(&layout.split())?;
+        // A given split must be the one the run folder already holds (or a resume's own).
+        if let Some(file) = &config.split_file {
+            if Split::load(file)? != split {
+                return Err(Error::at(
+                    &layout.split(),
+                    format!(
+                        "is already in the run folder and differs from {}",
+                        file.display()
+                    ),
+                ));
+            }
+        }
+        dataset.check_split(&split, &layout.split())?;
+        split
     } else {
         let split = match (&config.split_file, config.cross_validation) {
-            (Some(file), _) => Split::load(file)?,
+            (Some(file), _) => {
+                let split = Split::load(file)?;
+                dataset.check_split(&split, file)?;
+                split
+            }
             (None, Some(f)) => dataset.fold_split(config.seed, f.folds, f.fold)?,
             (None, None) => dataset.split(config.seed, config.train_fraction),
         };
@@ -699,6 +734,30 @@ mod tests {
         );
         let layout = RunLayout::new(&run);
         assert!(layout.best_model().is_file());
+        // last.safetensors holds the checkpoint's weights (epoch 2's, whichever epoch was best).
+        let config = tiny(&data, 3);
+        let restored = checkpoint::restore(
+            &layout,
+            &config.model,
+            7,
+            || config.optimizer.init(),
+            &device,
+        )
+        .unwrap()
+        .expect("a checkpoint");
+        let last = brainseg_model::checkpoint::load_checkpoint(&layout.last_model(), None, &device)
+            .unwrap();
+        let input: Vec<f32> = (0..4 * 16 * 16 * 8).map(|i| (i % 7) as f32 - 3.0).collect();
+        let logits = |model: &UNet3d| -> Vec<f32> {
+            let x = Tensor::from_data(TensorData::new(input.clone(), [1, 4, 16, 16, 8]), &device);
+            model
+                .forward_logits(x)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        assert_eq!(logits(&last), logits(&restored.model));
         let csv = fs::read_to_string(layout.metrics()).unwrap();
         assert_eq!(csv.lines().count(), 3, "header + 2 epochs:\n{csv}");
 
@@ -824,7 +883,39 @@ mod tests {
         let mut config = tiny(&data, 1);
         config.split_file = Some(file);
         let run = dir.path().join("given");
-        Trainer::start(Some(config), &run, &device, &mut |_| {}).unwrap();
+        Trainer::start(Some(config.clone()), &run, &device, &mut |_| {}).unwrap();
         assert_eq!(Split::load(&RunLayout::new(&run).split()).unwrap(), given);
+
+        // A folder already holding another split.json: refused, and that file stays as it was.
+        let folder = dir.path().join("occupied");
+        drawn.save(&RunLayout::new(&folder).split()).unwrap();
+        let error = Trainer::start(Some(config), &folder, &device, &mut |_| {})
+            .err()
+            .expect("two different splits")
+            .to_string();
+        assert!(error.contains("differs from"), "{error}");
+        assert_eq!(
+            Split::load(&RunLayout::new(&folder).split()).unwrap(),
+            drawn
+        );
+        assert!(!RunLayout::new(&folder).config().exists());
+
+        // A split with a case on both sides is refused, naming the file.
+        let both = Split {
+            train: cases.clone(),
+            valid: vec![cases[0].clone()],
+        };
+        let file = dir.path().join("both.json");
+        both.save(&file).unwrap();
+        let mut config = tiny(&data, 1);
+        config.split_file = Some(file);
+        let error = Trainer::start(Some(config), &dir.path().join("both"), &device, &mut |_| {})
+            .err()
+            .expect("a case on both sides")
+            .to_string();
+        assert!(
+            error.contains("both.json") && error.contains("in both train and valid"),
+            "{error}"
+        );
     }
 }

@@ -100,6 +100,7 @@ fn same_seed_same_curve_and_resume_continues_exactly() {
         "metrics.csv",
         "curves.png",
         "best.safetensors",
+        "last.safetensors",
         "checkpoint/model.bpk",
     ] {
         assert!(run.join(file).is_file(), "{file} missing");

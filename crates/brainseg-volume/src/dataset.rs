@@ -234,8 +234,9 @@ impl Dataset {
         })
     }
 
-    /// Check a (possibly hand-edited) split against this dataset: every id known, none on both sides.
-    /// `split_path` is the file named in the error.
+    /// Check a (possibly hand-edited) split against this dataset: every id known, none on both
+    /// sides (it would validate on what it trained on) or twice, some to train on. `split_path` is
+    /// the file named in the error.
     pub fn check_split(&self, split: &Split, split_path: &Path) -> Result<()> {
         for id in split.train.iter().chain(&split.valid) {
             if self.case(id).is_none() {
@@ -250,6 +251,18 @@ impl Dataset {
                 split_path,
                 format!("case {id:?} is in both train and valid"),
             ));
+        }
+        for list in [&split.train, &split.valid] {
+            let mut earlier = list.iter().enumerate();
+            if let Some((_, id)) = earlier.find(|(i, id)| list[..*i].contains(id)) {
+                return Err(Error::at(
+                    split_path,
+                    format!("case {id:?} is listed twice"),
+                ));
+            }
+        }
+        if split.train.is_empty() {
+            return Err(Error::at(split_path, "lists no training cases"));
         }
         Ok(())
     }
@@ -594,6 +607,42 @@ fn not_a_file(path: &Path) -> Option<NotAFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_is_checked_against_the_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::synthetic::SyntheticConfig {
+            shape: [16, 16, 16],
+            ..crate::synthetic::SyntheticConfig::default()
+        };
+        crate::synthetic::write_dataset(dir.path(), 3, &config, 3).unwrap();
+        let dataset = Dataset::open(dir.path()).unwrap();
+        let file = Path::new("my/split.json");
+        let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let check = |train: &[&str], valid: &[&str]| {
+            let split = Split {
+                train: ids(train),
+                valid: ids(valid),
+            };
+            dataset.check_split(&split, file).map_err(|e| e.to_string())
+        };
+        let [a, b, c] = ["synthetic_001", "synthetic_002", "synthetic_003"];
+        assert!(check(&[a, b], &[c]).is_ok());
+        let problems = [
+            (check(&[a, "synthetic_009"], &[c]), "not in the dataset"),
+            (check(&[a, b], &[b]), "in both train and valid"),
+            (check(&[a, b, a], &[c]), "listed twice"),
+            (check(&[a], &[c, c]), "listed twice"),
+            (check(&[], &[c]), "lists no training cases"),
+        ];
+        for (result, problem) in problems {
+            let error = result.unwrap_err();
+            assert!(
+                error.contains("my/split.json") && error.contains(problem),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn folds_are_disjoint_and_cover_every_case() {

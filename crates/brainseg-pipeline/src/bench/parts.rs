@@ -77,7 +77,7 @@ pub(super) fn time_parts(
                 (timings, table.total_gflop, None)
             }
             Part::Train => {
-                // As `train`: f32 unless bf16 is asked for by name (auto means bf16 for inference).
+                // f32 (`train`'s default) unless bf16 is named: auto here is the forward passes' choice.
                 let bf16 = brainseg_model::conv::bf16_in_use();
                 brainseg_model::conv::use_bf16(
                     config.precision == brainseg_model::conv::Precision::Bf16,

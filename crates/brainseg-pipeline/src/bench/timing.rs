@@ -112,16 +112,22 @@ pub struct CpuInfo {
     pub cpu_avx512f: bool,
     pub cpu_avx512_bf16: bool,
     pub cpu_avx2: bool,
-    /// Per-core L1 data and L2 caches as the kernels read them (cpuid), KiB.
-    pub cpu_l1d_kib: usize,
-    pub cpu_l2_kib: usize,
+    /// The L1 data and L2 caches the kernels' block sizes follow (cpuid), KiB; `None` where cpuid
+    /// does not tell (the kernels then assume the sizes they were tuned on).
+    pub cpu_l1d_kib: Option<usize>,
+    pub cpu_l2_kib: Option<usize>,
 }
 
 impl CpuInfo {
     /// This machine's CPU: /proc/cpuinfo on Linux, else what the running process can detect.
     pub fn detect() -> CpuInfo {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        CpuInfo::parse(&cpuinfo)
+        let caches = brainseg_model::conv::CacheSizes::read();
+        CpuInfo {
+            cpu_l1d_kib: caches.map(|c| c.l1d >> 10),
+            cpu_l2_kib: caches.map(|c| c.l2 >> 10),
+            ..CpuInfo::parse(&cpuinfo)
+        }
     }
 
     fn parse(cpuinfo: &str) -> CpuInfo {
@@ -133,28 +139,29 @@ impl CpuInfo {
         };
         let flags = field("flags").unwrap_or_default();
         let flag = |name: &str| flags.split_whitespace().any(|f| f == name);
-        let caches = brainseg_model::conv::CacheSizes::detected();
         CpuInfo {
             cpu: field("model name").unwrap_or_else(|| "unknown".into()),
             cpu_avx512f: flag("avx512f") || detected::avx512f(),
             cpu_avx512_bf16: flag("avx512_bf16"),
             cpu_avx2: flag("avx2") || detected::avx2(),
-            cpu_l1d_kib: caches.l1d >> 10,
-            cpu_l2_kib: caches.l2 >> 10,
+            cpu_l1d_kib: None,
+            cpu_l2_kib: None,
         }
     }
 
-    /// "model name (avx512f yes, avx512_bf16 no, avx2 yes; L1d 32 KiB, L2 1024 KiB per core)".
+    /// "model name (avx512f yes, avx512_bf16 no, avx2 yes; L1d 32 KiB, L2 1024 KiB)".
     pub fn describe(&self) -> String {
         let yes = |on: bool| if on { "yes" } else { "no" };
+        let caches = match (self.cpu_l1d_kib, self.cpu_l2_kib) {
+            (Some(l1d), Some(l2)) => format!("L1d {l1d} KiB, L2 {l2} KiB"),
+            _ => "caches unknown, tuned sizes assumed".to_string(),
+        };
         format!(
-            "{} (avx512f {}, avx512_bf16 {}, avx2 {}; L1d {} KiB, L2 {} KiB per core)",
+            "{} (avx512f {}, avx512_bf16 {}, avx2 {}; {caches})",
             self.cpu,
             yes(self.cpu_avx512f),
             yes(self.cpu_avx512_bf16),
             yes(self.cpu_avx2),
-            self.cpu_l1d_kib,
-            self.cpu_l2_kib
         )
     }
 }
