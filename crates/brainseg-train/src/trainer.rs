@@ -166,6 +166,19 @@ impl Trainer {
         let started = (|| {
             fs::create_dir_all(out)
                 .map_err(|e| Error::at(out, format!("cannot create the run folder: {e}")))?;
+            // A given split must be the one the folder already holds, if it holds one (checked
+            // here, at the start only: a resume must not need the original file).
+            if let (true, Some(file)) = (split_existed, &config.split_file) {
+                if Split::load(file)? != Split::load(&layout.split())? {
+                    return Err(Error::at(
+                        &layout.split(),
+                        format!(
+                            "is already in the run folder and differs from {}",
+                            file.display()
+                        ),
+                    ));
+                }
+            }
             let json = serde_json::to_vec_pretty(&config).expect("configs serialise");
             write_atomic(layout.config(), &json)?;
             Self::prepare(config, layout.clone(), device, None, on_event)
@@ -548,18 +561,6 @@ fn open_data(
     let dataset = Dataset::open(&config.data)?;
     let split = if layout.split().exists() {
         let split = Split::load(&layout.split())?;
-        // A given split must be the one the run folder already holds (or a resume's own).
-        if let Some(file) = &config.split_file {
-            if Split::load(file)? != split {
-                return Err(Error::at(
-                    &layout.split(),
-                    format!(
-                        "is already in the run folder and differs from {}",
-                        file.display()
-                    ),
-                ));
-            }
-        }
         dataset.check_split(&split, &layout.split())?;
         split
     } else {
@@ -881,10 +882,14 @@ mod tests {
         let file = dir.path().join("my_split.json");
         given.save(&file).unwrap();
         let mut config = tiny(&data, 1);
-        config.split_file = Some(file);
+        config.split_file = Some(file.clone());
         let run = dir.path().join("given");
         Trainer::start(Some(config.clone()), &run, &device, &mut |_| {}).unwrap();
         assert_eq!(Split::load(&RunLayout::new(&run).split()).unwrap(), given);
+        // The run keeps its own copy: it resumes without the original file.
+        fs::remove_file(&file).unwrap();
+        Trainer::start(None, &run, &device, &mut |_| {}).unwrap();
+        given.save(&file).unwrap();
 
         // A folder already holding another split.json: refused, and that file stays as it was.
         let folder = dir.path().join("occupied");
