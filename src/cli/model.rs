@@ -2,7 +2,7 @@
 //! configuration; `--export-f16` rewrites a model file at half the size.
 use anyhow::{Context, Result};
 use brainseg_model::{summary::summary, UNet3dConfig};
-use brainseg_pipeline::model::{export_f16, LoadedModel};
+use brainseg_pipeline::model::{export_f16, LoadedModel, PostProcessing};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -31,11 +31,23 @@ pub struct Args {
     /// Write the model file again here with its weights stored as f16 (half the size; for shipping).
     #[arg(long, requires = "input")]
     pub export_f16: Option<PathBuf>,
+    /// Store this in the exported file as its post-processing: keep only the largest connected
+    /// tumour (true/false) unless `predict --keep-largest` says otherwise.
+    #[arg(long, value_name = "BOOL", requires = "export_f16")]
+    pub keep_largest: Option<bool>,
+    /// Store this in the exported file: enhancing tumour smaller than this many voxels becomes
+    /// necrosis unless `predict --min-enhancing` says otherwise.
+    #[arg(long, value_name = "VOXELS", requires = "export_f16")]
+    pub min_enhancing: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     if let (Some(source), Some(target)) = (&args.input, &args.export_f16) {
-        export_f16(source, target)?;
+        let post = PostProcessing {
+            keep_largest_tumour: args.keep_largest,
+            min_enhancing_voxels: args.min_enhancing,
+        };
+        export_f16(source, target, post)?;
         println!("wrote {} (f16 weights)", target.display());
         return Ok(());
     }

@@ -182,10 +182,24 @@ fn model_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// Writes `source`'s weights again as f16 (half the size, for shipping), keeping its metadata.
-pub fn export_f16(source: &Path, target: &Path) -> Result<()> {
-    let file = model_file::load(source, &brainseg_model::cpu_device())?;
+pub fn export_f16(source: &Path, target: &Path, post: PostProcessing) -> Result<()> {
+    let mut file = model_file::load(source, &brainseg_model::cpu_device())?;
+    if let Some(keep) = post.keep_largest_tumour {
+        file.inference.keep_largest_tumour = keep;
+    }
+    if let Some(voxels) = post.min_enhancing_voxels {
+        file.inference.min_enhancing_voxels = voxels;
+    }
     model_file::save(&file.model, &file.inference, target, StorageDtype::F16)?;
     Ok(())
+}
+
+/// Post-processing to store in an exported model file (nnU-Net's `postprocessing.pkl`): what
+/// `predict` does with the model unless told otherwise. `None` keeps the file's own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PostProcessing {
+    pub keep_largest_tumour: Option<bool>,
+    pub min_enhancing_voxels: Option<usize>,
 }
 
 /// Runs an ensemble on batches of tiles: the mean of its members' probabilities.
@@ -247,6 +261,42 @@ mod tests {
     use super::*;
     use brainseg_model::UNet3dConfig;
     use ndarray::Array5;
+
+    /// An f16 export keeps the weights to f16 precision and stores the post-processing it is
+    /// given, leaving the rest of the inference settings as they were.
+    #[test]
+    fn an_export_stores_its_post_processing() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = brainseg_model::cpu_device();
+        let config = UNet3dConfig {
+            depth: 2,
+            base_filters: 2,
+            ..UNet3dConfig::default()
+        };
+        let model = UNet3d::new(&config, 3, &device).unwrap();
+        let inference = brainseg_infer::InferenceConfig {
+            tile: [16, 16, 8],
+            min_enhancing_voxels: 7,
+            ..Default::default()
+        };
+        let source = dir.path().join("f32.safetensors");
+        model_file::save(&model, &inference, &source, StorageDtype::F32).unwrap();
+        let post = PostProcessing {
+            keep_largest_tumour: Some(true),
+            min_enhancing_voxels: None,
+        };
+        let target = dir.path().join("f16.safetensors");
+        export_f16(&source, &target, post).unwrap();
+        let exported = model_file::load(&target, &device).unwrap();
+        assert!(exported.inference.keep_largest_tumour);
+        assert_eq!(exported.inference.min_enhancing_voxels, 7, "the file's own");
+        assert_eq!(exported.inference.tile, [16, 16, 8]);
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(
+            size(&target) < size(&source),
+            "f16 weights take half the bytes"
+        );
+    }
 
     /// A run folder is its best model (not best + last); a folder of fold runs is each run's
     /// best model, and loose model files count too, in name order; an empty folder is refused.
