@@ -678,6 +678,20 @@ mod tests {
         }
     }
 
+    /// A tiny network's logits on one fixed 4x16x16x8 input: equal logits, equal weights.
+    fn fixed_input_logits(model: &UNet3d, device: &Device) -> Vec<f32> {
+        let input: Vec<f32> = (0..4 * 16 * 16 * 8)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let x = Tensor::from_data(TensorData::new(input, [1, 4, 16, 16, 8]), device);
+        model
+            .forward_logits(x)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
     fn dataset(dir: &Path) -> std::path::PathBuf {
         let data = dir.join("data");
         let config = SyntheticConfig {
@@ -748,17 +762,10 @@ mod tests {
         .expect("a checkpoint");
         let last = brainseg_model::checkpoint::load_checkpoint(&layout.last_model(), None, &device)
             .unwrap();
-        let input: Vec<f32> = (0..4 * 16 * 16 * 8).map(|i| (i % 7) as f32 - 3.0).collect();
-        let logits = |model: &UNet3d| -> Vec<f32> {
-            let x = Tensor::from_data(TensorData::new(input.clone(), [1, 4, 16, 16, 8]), &device);
-            model
-                .forward_logits(x)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
-        };
-        assert_eq!(logits(&last), logits(&restored.model));
+        assert_eq!(
+            fixed_input_logits(&last, &device),
+            fixed_input_logits(&restored.model, &device)
+        );
         let csv = fs::read_to_string(layout.metrics()).unwrap();
         assert_eq!(csv.lines().count(), 3, "header + 2 epochs:\n{csv}");
 
@@ -830,18 +837,7 @@ mod tests {
         .unwrap();
         // The same logits as the file's model on a fixed input, and not those of the seed's
         // random weights (the comparison can fail).
-        let input: Vec<f32> = (0..4 * 16 * 16 * 8)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-            .collect();
-        let logits = |model: &UNet3d| -> Vec<f32> {
-            let x = Tensor::from_data(TensorData::new(input.clone(), [1, 4, 16, 16, 8]), &device);
-            model
-                .forward_logits(x)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
-        };
+        let logits = |model: &UNet3d| fixed_input_logits(model, &device);
         let from_file = load_checkpoint(&weights, None, &device).unwrap();
         let random = UNet3d::new(&tiny(&data, 1).model, 7, &device).unwrap();
         assert_eq!(logits(&trainer.model), logits(&from_file));
