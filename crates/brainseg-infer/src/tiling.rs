@@ -46,7 +46,9 @@ pub struct InferenceConfig {
     pub tiling: Tiling,
     /// Fraction of a tile shared with its neighbour along each axis (sliding only), in [0, 1).
     pub overlap: f64,
-    /// Tiles per model call.
+    /// Tiles per model call. 1 by default (as nnU-Net): the convolutions already split one tile
+    /// over every core, and a second tile only doubles the activations held (on a BraTS case,
+    /// 2 cores: 22 s and 1.06 GiB peak with 1, 23-25 s and 1.5-2.2 GiB with 2, the same labels).
     pub batch_size: usize,
     /// Mirroring test-time augmentation: average over all 8 flip combinations of the spatial axes.
     pub mirror: bool,
@@ -71,7 +73,7 @@ impl Default for InferenceConfig {
             tile: [160, 160, 16],
             tiling: Tiling::Sliding,
             overlap: 0.5,
-            batch_size: 2,
+            batch_size: 1,
             mirror: false,
             standardization: Standardization::default(),
             crop_to_nonzero: true,

@@ -107,7 +107,7 @@ impl Default for BenchConfig {
             warmup: 1,
             scan_iters: 1,
             overlap: 0.5,
-            tile_batch: 2,
+            tile_batch: brainseg_infer::InferenceConfig::default().batch_size,
             threads: None,
             torch: None,
             // Beside the repository, and in it.

@@ -57,8 +57,11 @@ pub(super) fn time_predict(
             sources.len()
         )));
     };
+    // As `predict`: the batch size is the command's (`--tile-batch`), not the model file's.
+    let mut inference = model.inference.clone();
+    inference.batch_size = config.tile_batch;
     let options = PredictOptions {
-        inference: model.inference.clone(),
+        inference,
         labels: LabelOptions::default(),
         numbering: LabelNumbering::Brats,
         probabilities: false,
@@ -200,7 +203,7 @@ fn torch_beside(
         format!("--probabilities-out={}", raw("torch.f32").display()),
         format!("--size={tx}x{ty}x{tz}"),
         format!("--overlap={}", inference.overlap),
-        format!("--batch={}", inference.batch_size),
+        format!("--batch={}", config.tile_batch),
         format!("--iters={}", config.scan_iters),
         format!("--reference={}", config.torch_reference.display()),
         format!("--threads={threads}"),
