@@ -160,7 +160,7 @@ def main():
     ap.add_argument("--size", default="160x160x16", help="tile XxYxZ")
     ap.add_argument("--tiling", default="seed", choices=["seed", "sliding"])
     ap.add_argument("--overlap", type=float, default=0.5)
-    ap.add_argument("--batch", type=int, default=2, help="tiles per model call")
+    ap.add_argument("--batch", type=int, default=1, help="tiles per model call (brainseg predict's default)")
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
     ap.add_argument("--case-raw", help="a real case: (C, X, Y, Z) float32, raw little-endian")

@@ -38,6 +38,22 @@ fn predictions_record_their_model_and_refuse_another() {
     assert_eq!(record["model_fingerprint"], format!("{fnv:016x}"));
     let cases = record["cases"].as_object().unwrap();
     assert_eq!(cases.len(), 3, "a time for each case: {record}");
+    // Another number of tiles per model call changes no label: the folder continues, nothing
+    // is predicted again.
+    let again = brainseg_ok!(
+        "predict",
+        "-i",
+        &data,
+        "-o",
+        &out,
+        "--model",
+        &model,
+        "--labels",
+        "brats",
+        "--batch-size",
+        "2"
+    );
+    assert!(again.contains("wrote 0 label map(s)"), "{again}");
     // The same folder with other options (another numbering) is refused, and nothing changes.
     let before = std::fs::read(out.join("predictions.json")).unwrap();
     let refused = brainseg!("predict", "-i", &data, "-o", &out, "--model", &model);

@@ -349,11 +349,17 @@ impl Provenance {
         }
     }
 
-    /// Whether these predictions were made by the same model with the same options.
+    /// Whether these predictions were made by the same model with the same options. Tiles per
+    /// model call do not count: each tile is computed on its own, so the labels are the same, and
+    /// a folder begun with another `--batch-size` (2 was the default before) continues.
     fn same_as(&self, other: &Provenance) -> bool {
+        let results_from = |p: &Provenance| InferenceConfig {
+            batch_size: 1,
+            ..p.inference.clone()
+        };
         self.model_fingerprint == other.model_fingerprint
             && self.numbering == other.numbering
-            && self.inference == other.inference
+            && results_from(self) == results_from(other)
             && self.labels == other.labels
     }
 

@@ -165,11 +165,12 @@ mod tests {
             arguments.join(" "),
             "--threads 2 --size 160x160x16 --device cpu --batch 1 --iters 3 --warmup 1 --mode train"
         );
+        // One tile per model call: predict's default, which the bench follows.
         let (script, arguments, key) = script_arguments(Part::Sliding, 1, &config);
         assert_eq!((script, key), (config.torch_scan.as_path(), "scan"));
         assert!(arguments
             .join(" ")
-            .ends_with("--volume 240x240x155 --tiling sliding --overlap 0.5 --batch 2 --iters 1"));
+            .ends_with("--volume 240x240x155 --tiling sliding --overlap 0.5 --batch 1 --iters 1"));
     }
 
     #[test]
