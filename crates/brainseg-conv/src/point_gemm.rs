@@ -12,8 +12,8 @@
 //!   Winograd transforms; every sum, the transforms and everything outside the GEMMs stay f32.
 //!   `vdpbf16ps` multiplies pairs along the summed axis (input channels), so the kernel is packed
 //!   as `[64][Cout][Cin / 2]` pairs and each block's transformed input as `[64][Cin / 2][tiles]`
-//!   pairs, both as `u32` (low half the even channel); an odd channel count pairs the last
-//!   channel with zero. Off unless [`use_bf16`] turns it on (inference asks for it by default,
+//!   pairs, both as `u32` (low half the even channel; the transforms write the latter directly,
+//!   with [`pack_pair`]); an odd channel count pairs the last channel with zero. Off unless [`use_bf16`] turns it on (inference asks for it by default,
 //!   training when told to; the weight gradient stays f32 either way): bf16 rounding moves results
 //!   by about 1e-2 relative, f32 by 1e-7.
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,28 +139,18 @@ pub(crate) struct PointGemm<'a> {
 }
 
 impl PointGemm<'_> {
-    /// Packs this run's transformed input (`[run_len][64][tiles]` f32, `run_len` channels) into
-    /// `packed` (`[64][pairs][tiles]`) and adds its products into `sums` (`[co_count][64][tiles]`),
-    /// overwriting them when `accumulate` is false.
-    pub fn run(
-        &self,
-        values: &[f32],
-        run_len: usize,
-        packed: &mut Vec<u32>,
-        sums: &mut [f32],
-        accumulate: bool,
-    ) {
+    /// Adds the products of this run's transformed input, `packed` (`[64][pairs][tiles]` bf16
+    /// pairs, from [`pack_pair`] or the transforms that call it), into `sums`
+    /// (`[co_count][64][tiles]`), overwriting them when `accumulate` is false.
+    pub fn run(&self, packed: &[u32], pairs: usize, sums: &mut [f32], accumulate: bool) {
         let tiles = self.tiles;
-        let pairs = run_len.div_ceil(2);
-        packed.resize(64 * pairs * tiles, 0);
-        assert!(values.len() >= run_len * 64 * tiles && sums.len() >= self.co_count * 64 * tiles);
+        assert!(packed.len() >= 64 * pairs * tiles && sums.len() >= self.co_count * 64 * tiles);
         assert!(self.kernel.len() >= 64 * self.cout * self.kernel_pairs);
         assert!(self.k0 + pairs <= self.kernel_pairs && self.co0 + self.co_count <= self.cout);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: only called while bf16 is in use, which needs the CPU features (`use_bf16`);
+        // SAFETY: a packed bf16 kernel is only made where the CPU has AVX512_BF16 (`use_bf16`);
         // the asserts above bound every access.
         unsafe {
-            x86::pack_values(values, run_len, tiles, packed);
             for point in 0..64 {
                 x86::gemm_bf16(
                     self.co_count,
@@ -183,51 +173,49 @@ impl PointGemm<'_> {
     }
 }
 
+/// Rounds `L` (16 at most) values of an even channel and of the odd one after it (zeros past an
+/// odd channel count) to bf16 and stores them as `L` pairs, low half the even channel, at `out`.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and BF16; `even` and `odd` hold `L` floats, `out` room for `L`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[inline]
+pub(crate) unsafe fn pack_pair<const L: usize>(
+    even: *const f32,
+    odd: Option<*const f32>,
+    out: *mut u32,
+) {
+    x86::pack_pair::<L>(even, odd, out)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)] // register blocks read best indexed
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// `[run_len][64][tiles]` f32 to `[64][pairs][tiles]` bf16 pairs, 16 tiles at a time.
+    /// See [`super::pack_pair`].
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn pack_values(
-        values: &[f32],
-        run_len: usize,
-        tiles: usize,
-        packed: &mut [u32],
+    #[inline]
+    pub(super) unsafe fn pack_pair<const L: usize>(
+        even: *const f32,
+        odd: Option<*const f32>,
+        out: *mut u32,
     ) {
-        let pairs = run_len.div_ceil(2);
         // Word i of the result takes word INTERLEAVE[i] of (low: 16 even-channel, high: 16 odd).
         let interleave = _mm512_set_epi16(
             31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20,
             4, 19, 3, 18, 2, 17, 1, 16, 0,
         );
-        for point in 0..64 {
-            for pair in 0..pairs {
-                let even = values.as_ptr().add(((2 * pair) * 64 + point) * tiles);
-                let odd = (2 * pair + 1 < run_len)
-                    .then(|| values.as_ptr().add(((2 * pair + 1) * 64 + point) * tiles));
-                let out = packed.as_mut_ptr().add((point * pairs + pair) * tiles);
-                let mut t = 0;
-                while t < tiles {
-                    let mask: __mmask16 = if tiles - t >= 16 {
-                        0xffff
-                    } else {
-                        (1u16 << (tiles - t)) - 1
-                    };
-                    let low = _mm512_maskz_loadu_ps(mask, even.add(t));
-                    let high = match odd {
-                        Some(odd) => _mm512_maskz_loadu_ps(mask, odd.add(t)),
-                        None => _mm512_setzero_ps(),
-                    };
-                    let both =
-                        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(high, low));
-                    let pairs = _mm512_permutexvar_epi16(interleave, both);
-                    _mm512_mask_storeu_epi32(out.add(t) as *mut i32, mask, pairs);
-                    t += 16;
-                }
-            }
-        }
+        let mask: __mmask16 = if L >= 16 { 0xffff } else { (1u16 << L) - 1 };
+        let low = _mm512_maskz_loadu_ps(mask, even);
+        let high = match odd {
+            Some(odd) => _mm512_maskz_loadu_ps(mask, odd),
+            None => _mm512_setzero_ps(),
+        };
+        let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(high, low));
+        let pairs = _mm512_permutexvar_epi16(interleave, both);
+        _mm512_mask_storeu_epi32(out as *mut i32, mask, pairs);
     }
 
     /// Rows of output channels per micro-kernel call.
@@ -485,8 +473,32 @@ mod tests {
             tiles,
         };
         let mut sums = vec![1.0f32; cout * 64 * tiles];
-        let mut packed = Vec::new();
-        gemm.run(&values, cin, &mut packed, &mut sums, true);
+        // [cin][64][tiles] to [64][pairs][tiles], 16 tiles and then single ones at a time.
+        let pairs = cin.div_ceil(2);
+        let mut packed = vec![0u32; 64 * pairs * tiles];
+        for point in 0..64 {
+            for pair in 0..pairs {
+                let at = |ci: usize, t: usize| values[(ci * 64 + point) * tiles + t..].as_ptr();
+                let out = &mut packed[(point * pairs + pair) * tiles..];
+                for t in 0..tiles {
+                    let (even, odd) = (
+                        at(2 * pair, t),
+                        (2 * pair + 1 < cin).then(|| at(2 * pair + 1, t)),
+                    );
+                    // SAFETY: the CPU has AVX512_BF16 (checked above); 16 or 1 values are in bounds.
+                    unsafe {
+                        if t % 16 == 0 && t + 16 <= tiles {
+                            pack_pair::<16>(even, odd, out[t..].as_mut_ptr());
+                        } else if t < tiles / 16 * 16 {
+                            continue;
+                        } else {
+                            pack_pair::<1>(even, odd, out[t..].as_mut_ptr());
+                        }
+                    }
+                }
+            }
+        }
+        gemm.run(&packed, pairs, &mut sums, true);
         for co in 0..cout {
             for point in 0..64 {
                 for t in 0..tiles {

@@ -312,22 +312,23 @@ impl Winograd {
                     } else {
                         run
                     };
-                    values.resize(POINTS * run * tiles, 0.0);
+                    // bf16 transforms stage one chunk of a channel pair (2 x 64 x 16 floats).
+                    values.resize(
+                        if bf16_kernel.is_some() {
+                            2 * POINTS * LANES
+                        } else {
+                            POINTS * run * tiles
+                        },
+                        0.0,
+                    );
                     sums.resize(POINTS * co_count * tiles, 0.0);
+                    let channel = |c: usize| -> &[f32] {
+                        &input[c * self.padded_channel()..][..self.padded_channel()]
+                    };
                     for c0 in (0..cin).step_by(run) {
                         let run_len = run.min(cin - c0);
-                        for (ci, points) in values
-                            .chunks_exact_mut(POINTS * tiles)
-                            .take(run_len)
-                            .enumerate()
-                        {
-                            let channel = &input[(c0 + ci) * self.padded_channel()..]
-                                [..self.padded_channel()];
-                            isa.window_transform::<4, InputWindow>(
-                                self, channel, first_row, row_count, points,
-                            );
-                        }
                         if let Some(packed_kernel) = bf16_kernel {
+                            let pairs = run_len.div_ceil(2);
                             let gemm = crate::point_gemm::PointGemm {
                                 kernel: packed_kernel,
                                 kernel_pairs: cin.div_ceil(2),
@@ -338,9 +339,40 @@ impl Winograd {
                                 tiles,
                             };
                             PACKED.with_borrow_mut(|packed| {
-                                gemm.run(values, run_len, packed, sums, c0 > 0)
+                                packed.resize(POINTS * pairs * tiles, 0);
+                                for pair in 0..pairs {
+                                    let even = channel(c0 + 2 * pair);
+                                    let odd = (2 * pair + 1 < run_len)
+                                        .then(|| channel(c0 + 2 * pair + 1));
+                                    transform_pair_bf16(
+                                        self,
+                                        [even, odd.unwrap_or_default()],
+                                        first_row,
+                                        row_count,
+                                        values,
+                                        PairRows {
+                                            packed,
+                                            pair,
+                                            pairs,
+                                        },
+                                    );
+                                }
+                                gemm.run(packed, pairs, sums, c0 > 0)
                             });
                             continue;
+                        }
+                        for (ci, points) in values
+                            .chunks_exact_mut(POINTS * tiles)
+                            .take(run_len)
+                            .enumerate()
+                        {
+                            isa.window_transform::<4, InputWindow>(
+                                self,
+                                channel(c0 + ci),
+                                first_row,
+                                row_count,
+                                points,
+                            );
                         }
                         if crate::point_gemm::f32_kernel_available() {
                             crate::point_gemm::point_gemm_f32(
@@ -765,6 +797,111 @@ impl Window<2> for GradientWindow {
     }
 }
 
+/// The start of each padded row of the windows along row `row` of tiles (A and B tile indices
+/// `row / tiles[1]` and `row % tiles[1]`): `[i][j]` for window positions i (A) and j (B) in 0..W.
+#[inline(always)]
+fn window_starts<const W: usize, S: Window<W>>(plan: &Winograd, row: usize) -> [[usize; W]; W] {
+    let (ta, tb) = (row / plan.tiles[1], row % plan.tiles[1]);
+    std::array::from_fn(|i| {
+        std::array::from_fn(|j| {
+            ((2 * ta + S::FIRST + i) * plan.rows_b() + 2 * tb + S::FIRST + j) * plan.row_len()
+        })
+    })
+}
+
+/// This channel pair's rows in a run's bf16 input, `packed` (`[64][pairs][tiles]`).
+struct PairRows<'a> {
+    packed: &'a mut [u32],
+    pair: usize,
+    pairs: usize,
+}
+
+/// [`window_transform`] of an even channel and the odd one after it (empty past an odd channel
+/// count: zeros), rounded to bf16 pairs straight into their rows of the packed input: no f32
+/// copy of the block's transformed input and no packing pass over it. `stage` holds 2 x 64 x 16
+/// floats. Only called with a bf16 kernel, which exists only where the CPU has AVX512_BF16.
+fn transform_pair_bf16(
+    plan: &Winograd,
+    channels: [&[f32]; 2],
+    first_row: usize,
+    row_count: usize,
+    stage: &mut [f32],
+    rows: PairRows,
+) {
+    assert!(crate::bf16_supported() && stage.len() >= 2 * POINTS * LANES);
+    assert!(rows.packed.len() >= POINTS * rows.pairs * row_count * plan.tiles[2]);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512 F, BW and BF16 (asserted).
+    unsafe {
+        transform_pair_bf16_avx512(plan, channels, first_row, row_count, stage, rows)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("bf16 is never in use off x86_64");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn transform_pair_bf16_avx512(
+    plan: &Winograd,
+    [even, odd]: [&[f32]; 2],
+    first_row: usize,
+    row_count: usize,
+    stage: &mut [f32],
+    rows: PairRows,
+) {
+    let tiles_c = plan.tiles[2];
+    let tiles = row_count * tiles_c;
+    let (even_stage, odd_stage) = stage.split_at_mut(POINTS * LANES);
+    for row in 0..row_count {
+        let starts = window_starts::<4, InputWindow>(plan, first_row + row);
+        along_row!(
+            tiles_c,
+            u,
+            pair_chunk(
+                plan,
+                [even, odd],
+                &starts,
+                u,
+                [&mut *even_stage, &mut *odd_stage],
+                &mut *rows.packed,
+                [rows.pair, rows.pairs, tiles, row * tiles_c + u],
+            )
+        );
+    }
+}
+
+/// One chunk of `L` tiles of [`transform_pair_bf16`]: both channels' 64 points in f32 (the
+/// same arithmetic as [`window_chunk`] everywhere), then rounded and paired point by point.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[inline]
+unsafe fn pair_chunk<const L: usize>(
+    plan: &Winograd,
+    [even, odd]: [&[f32]; 2],
+    starts: &[[usize; 4]; 4],
+    u: usize,
+    [even_stage, odd_stage]: [&mut [f32]; 2],
+    packed: &mut [u32],
+    [pair, pairs, tiles, t]: [usize; 4],
+) {
+    window_chunk::<L, 4, InputWindow>(plan, even, starts, u, even_stage, L, 0);
+    if !odd.is_empty() {
+        window_chunk::<L, 4, InputWindow>(plan, odd, starts, u, odd_stage, L, 0);
+    }
+    for point in 0..POINTS {
+        let out = &mut packed[(point * pairs + pair) * tiles + t..][..L];
+        let odd_values = (!odd.is_empty()).then(|| odd_stage[point * L..][..L].as_ptr());
+        // SAFETY: the features are enabled here; each pointer has L floats (or u32s) behind it.
+        unsafe {
+            crate::point_gemm::pack_pair::<L>(
+                even_stage[point * L..][..L].as_ptr(),
+                odd_values,
+                out.as_mut_ptr(),
+            )
+        };
+    }
+}
+
 /// Transforms the windows of one padded channel (input or output gradient, after `S`) over rows
 /// `first_row..first_row + row_count` of tiles into `points` (`[64][tiles]`).
 #[inline(always)]
@@ -778,16 +915,7 @@ fn window_transform<const W: usize, S: Window<W>>(
     let tiles_c = plan.tiles[2];
     let tiles = row_count * tiles_c;
     for row in 0..row_count {
-        let (ta, tb) = (
-            (first_row + row) / plan.tiles[1],
-            (first_row + row) % plan.tiles[1],
-        );
-        // Start of padded row (2ta + FIRST + i, 2tb + FIRST + j), i and j in 0..W.
-        let starts: [[usize; W]; W] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| {
-                ((2 * ta + S::FIRST + i) * plan.rows_b() + 2 * tb + S::FIRST + j) * plan.row_len()
-            })
-        });
+        let starts = window_starts::<W, S>(plan, first_row + row);
         along_row!(
             tiles_c,
             u,
@@ -1034,6 +1162,74 @@ mod tests {
             }
         }
         assert_eq!(portable[0].len(), batch * cout * voxels);
+    }
+
+    /// The bf16 forward pass rounds the f32 transform of each channel and pairs neighbours: the
+    /// fused transform-and-pack gives exactly the f32 transform rounded to nearest even
+    /// ([`crate::point_gemm::to_bf16`]), even channel in the low half, an odd last channel
+    /// paired with zero, over rows whose 29 tiles take chunks of 16, 8, 4 and 1.
+    #[test]
+    fn bf16_pairs_are_the_rounded_f32_transforms() {
+        if !crate::bf16_supported() {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        let (cin, size) = (3, [5, 6, 57]);
+        let plan = Winograd::new(1, cin, 16, size);
+        let voxels: usize = size.iter().product();
+        let x: Vec<f32> = (0..(cin * voxels) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let padded = plan.pad(&x, cin);
+        let channel = |c: usize| &padded[c * plan.padded_channel()..][..plan.padded_channel()];
+        let (first_row, row_count) = (2, 3);
+        let tiles = row_count * plan.tiles[2];
+        let pairs = cin.div_ceil(2);
+        let mut packed = vec![0u32; POINTS * pairs * tiles];
+        let mut stage = vec![0.0f32; 2 * POINTS * LANES];
+        for pair in 0..pairs {
+            let odd = if 2 * pair + 1 < cin {
+                channel(2 * pair + 1)
+            } else {
+                &[]
+            };
+            let rows = PairRows {
+                packed: &mut packed,
+                pair,
+                pairs,
+            };
+            transform_pair_bf16(
+                &plan,
+                [channel(2 * pair), odd],
+                first_row,
+                row_count,
+                &mut stage,
+                rows,
+            );
+        }
+        let mut f32_points = vec![vec![0.0f32; POINTS * tiles]; cin];
+        for (c, points) in f32_points.iter_mut().enumerate() {
+            window_transform::<4, InputWindow>(&plan, channel(c), first_row, row_count, points);
+        }
+        let bits = |c: usize, at: usize| {
+            f32_points
+                .get(c)
+                .map_or(0, |points| crate::point_gemm::to_bf16(points[at]) as u32)
+        };
+        for point in 0..POINTS {
+            for pair in 0..pairs {
+                for t in 0..tiles {
+                    let at = point * tiles + t;
+                    let expected = bits(2 * pair, at) | bits(2 * pair + 1, at) << 16;
+                    assert_eq!(
+                        packed[(point * pairs + pair) * tiles + t],
+                        expected,
+                        "{point} {pair} {t}"
+                    );
+                }
+            }
+        }
+        assert!(f32_points[2].iter().any(|&v| v != 0.0));
     }
 
     /// The tiles per block follow the CPU's caches where our AVX-512 point GEMMs run, so there
