@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use crate::caches::CacheSizes;
-use crate::{fixed_order_sum, zeroed, SharedMut, MIN_TASKS, PARTIAL_SUMS};
+use crate::{fixed_order_sum, zeroed, InputPart, SharedMut, MIN_TASKS, PARTIAL_SUMS};
 
 /// Floats of transformed input per block and channel run (4 MiB): with 48 tiles, runs of up to
 /// 341 input channels (227 with 72), so most layers sum all channels in one GEMM per point.
@@ -224,6 +224,18 @@ impl Winograd {
 
     /// `[B, C, X, Y, Z]` onto the zero-padded, permuted, parity-split grid, `[B, C, padded]`.
     fn pad(&self, source: &[f32], channels: usize) -> Vec<f32> {
+        self.pad_parts(
+            &[InputPart::Full {
+                values: source,
+                channels,
+            }],
+            1,
+        )
+    }
+
+    /// [`Winograd::pad`] of the `batch` inputs made of `parts` along the channels, an upsampled
+    /// part read block by block: `[batch, channels of all parts, padded]`.
+    fn pad_parts(&self, parts: &[InputPart], batch: usize) -> Vec<f32> {
         let row_len = self.row_len();
         let half = self.tiles[2] + 1;
         // Padded offset of each coordinate along each permuted axis (padding 1 in front).
@@ -240,12 +252,37 @@ impl Winograd {
             by_source[self.order[q]] = &offsets[q];
         }
         let [ox, oy, oz] = by_source;
-        let padded_channel = self.padded_channel();
-        let mut grid = zeroed(channels * padded_channel);
         let voxels = self.voxels();
+        // Each padded channel's source: one channel of one part.
+        let sources: Vec<(&[f32], bool)> = (0..batch)
+            .flat_map(|b| {
+                parts.iter().flat_map(move |part| {
+                    let (values, channels, upsampled) = part.layout();
+                    let len = if upsampled { voxels / 8 } else { voxels };
+                    (0..channels)
+                        .map(move |c| (&values[(b * channels + c) * len..][..len], upsampled))
+                })
+            })
+            .collect();
+        let padded_channel = self.padded_channel();
+        let mut grid = zeroed(sources.len() * padded_channel);
         grid.par_chunks_mut(padded_channel)
-            .zip(source.par_chunks_exact(voxels))
-            .for_each(|(dst, src)| {
+            .zip(sources.par_iter())
+            .for_each(|(dst, &(src, upsampled))| {
+                if upsampled {
+                    // Voxel (x, y, z) takes the value at (x / 2, y / 2, z / 2).
+                    let (ly, lz) = (oy.len() / 2, oz.len() / 2);
+                    for (x, &xo) in ox.iter().enumerate() {
+                        for (y, &yo) in oy.iter().enumerate() {
+                            let row = &src[((x / 2) * ly + y / 2) * lz..][..lz];
+                            let base = xo + yo;
+                            for (z, &zo) in oz.iter().enumerate() {
+                                dst[base + zo] = row[z / 2];
+                            }
+                        }
+                    }
+                    return;
+                }
                 let mut rows = src.chunks_exact(oz.len());
                 for &x in ox {
                     for &y in oy {
@@ -272,8 +309,23 @@ impl Winograd {
         bf16_kernel: Option<&[u32]>,
         bias: Option<&[f32]>,
     ) -> Vec<f32> {
+        let input = InputPart::Full {
+            values: input,
+            channels: self.channels_in,
+        };
+        self.run_parts(&[input], kernel, bf16_kernel, bias)
+    }
+
+    /// [`Winograd::run`] on the input made of `parts` along the channels.
+    pub(crate) fn run_parts(
+        &self,
+        parts: &[InputPart],
+        kernel: &[f32],
+        bf16_kernel: Option<&[u32]>,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
-        let padded = self.pad(input, self.batch * cin);
+        let padded = self.pad_parts(parts, self.batch);
         let mut out = zeroed(self.batch * cout * self.voxels());
         let [_, tiles_b, tiles_c] = self.tiles;
         let rows = self.tiles[0] * tiles_b;

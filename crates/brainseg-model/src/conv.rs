@@ -4,11 +4,11 @@
 //! which flex's generic convolution trails 2-8x on these shapes (its weight gradient most). Other
 //! backends keep burn's own convolution (cuDNN on libtorch). Autodiff gets a handwritten
 //! backward pass calling the same kernels.
-use brainseg_conv::Conv3x3x3;
 /// Direct 27-tap sums instead of Winograd in the CPU kernels, process-wide.
 pub use brainseg_conv::{
     bf16_in_use, bf16_supported, direct_convolution, use_bf16, use_direct_convolution, CacheSizes,
 };
+use brainseg_conv::{Conv3x3x3, InputPart};
 
 /// What the CPU's convolutions multiply in: forward passes and input gradients (the weight
 /// gradient and everything outside the convolutions' products stay f32, and so do the weights).
@@ -46,7 +46,7 @@ impl Precision {
         }
     }
 }
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::nn::conv::Conv3d;
@@ -92,6 +92,25 @@ pub fn is_same_3x3x3(conv: &Conv3d) -> bool {
         && conv.dilation == [1; 3]
         && conv.groups == 1
         && matches!(conv.padding, PaddingConfig3d::Same)
+}
+
+/// A decoder level's first convolution layer on `[upsample_nearest3d_2x(low), skip]` (channels
+/// concatenated): on the CPU our kernels read the two parts directly.
+pub fn conv3d_layer_upsampled_concat(conv: &Conv3d, low: Tensor<5>, skip: Tensor<5>) -> Tensor<5> {
+    match &conv.bias {
+        Some(bias) if is_same_3x3x3(conv) && !BURN_CONVOLUTION.load(Ordering::Relaxed) => {
+            Tensor::from_dispatch(<Dispatch as SameConv3dOps>::same_conv3d_upsampled_concat(
+                low.into_dispatch(),
+                skip.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+            ))
+        }
+        _ => conv.forward(Tensor::cat(
+            vec![crate::ops::upsample_nearest3d_2x(low), skip],
+            1,
+        )),
+    }
 }
 
 /// The input gradient of [`same_conv3d`] for the output gradient `output_grad` (benchmarks time
@@ -165,6 +184,19 @@ pub trait SameConv3dOps: Backend {
         output_grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         Self::conv3d_bias_backward(x, bias, output_grad)
+    }
+
+    /// [`SameConv3dOps::same_conv3d`] of a decoder's input, the lower level `low` upsampled x2
+    /// (nearest) and then the skip connection `skip` along the channels. By default (and under
+    /// autodiff, which differentiates it) the input is made with tensor ops first.
+    fn same_conv3d_upsampled_concat(
+        low: FloatTensor<Self>,
+        skip: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let upsampled = crate::ops::upsample_by_expansion::<Self>(low);
+        Self::same_conv3d(Self::float_cat(vec![upsampled, skip], 1), weight, bias)
     }
 
     /// Input and weight gradients together (a backend can share work between them).
@@ -266,6 +298,37 @@ impl SameConv3dOps for Flex {
         let channels_out = weight.shape()[0];
         let conv = conv_shape(&x, channels_out);
         let out = conv.forward(&values(&x), &values(&weight), &values(&bias));
+        let [nx, ny, nz] = conv.size;
+        flex_tensor(out, vec![conv.batch, channels_out, nx, ny, nz])
+    }
+
+    fn same_conv3d_upsampled_concat(
+        low: FlexTensor,
+        skip: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+    ) -> FlexTensor {
+        if !all_f32(&[&low, &skip, &weight, &bias]) {
+            let upsampled = <Self as crate::ops::UpsampleOps>::upsample_nearest3d_2x(low);
+            return Self::same_conv3d(Self::float_cat(vec![upsampled, skip], 1), weight, bias);
+        }
+        let low_channels = low.shape()[1];
+        let channels_out = weight.shape()[0];
+        let mut conv = conv_shape(&skip, channels_out);
+        let skip_channels = conv.channels_in;
+        conv.channels_in += low_channels;
+        let (low, skip) = (values(&low), values(&skip));
+        let parts = [
+            InputPart::Upsampled {
+                values: &low,
+                channels: low_channels,
+            },
+            InputPart::Full {
+                values: &skip,
+                channels: skip_channels,
+            },
+        ];
+        let out = conv.forward_parts(&parts, &values(&weight), &values(&bias));
         let [nx, ny, nz] = conv.size;
         flex_tensor(out, vec![conv.batch, channels_out, nx, ny, nz])
     }
@@ -476,6 +539,50 @@ mod tests {
                     "{name} of {batch}x{cin}->{cout} {nx}x{ny}x{nz}: relative error {error:e}"
                 );
             }
+        }
+    }
+
+    /// A decoder's first layer reading its two parts gives the bits of the layer on the
+    /// upsampled, concatenated input: without autodiff (our kernel reads the parts while
+    /// padding) and with it (tensor ops), gradients to both parts included.
+    #[test]
+    fn upsampled_concat_layer_equals_the_layer_on_the_made_input() {
+        use burn::nn::conv::Conv3dConfig;
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            device.seed(3);
+            let uniform = Distribution::Uniform(-1.0, 1.0);
+            // 12 + 8 = 20 channels in, 16 out: the Winograd path.
+            let conv = Conv3dConfig::new([20, 16], [3, 3, 3])
+                .with_padding(PaddingConfig3d::Same)
+                .init(&device);
+            let low = Tensor::<5>::random([2, 12, 2, 3, 4], uniform, &device);
+            let skip = Tensor::<5>::random([2, 8, 4, 6, 8], uniform, &device);
+            let r = Tensor::<5>::random([2, 16, 4, 6, 8], uniform, &device);
+            let run = |fused: bool| {
+                let (low, skip) = if device.is_autodiff() {
+                    (low.clone().require_grad(), skip.clone().require_grad())
+                } else {
+                    (low.clone(), skip.clone())
+                };
+                let y = if fused {
+                    conv3d_layer_upsampled_concat(&conv, low.clone(), skip.clone())
+                } else {
+                    let up = crate::ops::upsample_nearest3d_2x(low.clone());
+                    conv3d_layer(&conv, Tensor::cat(vec![up, skip.clone()], 1))
+                };
+                let mut out = vec![values_of(y.clone())];
+                if device.is_autodiff() {
+                    let grads = (y * r.clone()).sum().backward();
+                    out.push(values_of(low.grad(&grads).unwrap()));
+                    out.push(values_of(skip.grad(&grads).unwrap()));
+                }
+                out.into_iter()
+                    .map(|v| v.into_iter().map(f32::to_bits).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            };
+            let fused = run(true);
+            assert!(fused == run(false), "autodiff {}", device.is_autodiff());
+            assert_eq!(fused[0].len(), 2 * 16 * 4 * 6 * 8);
         }
     }
 

@@ -98,7 +98,7 @@ pub trait UpsampleOps: Backend {
 }
 
 /// Reshape to `[B, C, X, 1, Y, 1, Z, 1]`, expand the unit axes to 2, reshape back.
-fn upsample_by_expansion<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+pub(crate) fn upsample_by_expansion<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     let dims = x.shape().dims::<5>();
     let [batch, channels, nx, ny, nz] = dims;
     let unit = B::float_reshape(x, Shape::new([batch, channels, nx, 1, ny, 1, nz, 1]));

@@ -20,8 +20,8 @@ use crate::config::{
     Activation, Downsampling, Normalisation, OutputActivation, UNet3dConfig, Upsampling,
     LEAKY_RELU_SLOPE,
 };
-use crate::conv::conv3d_layer;
-use crate::ops::{max_pool3d_2x, upsample_nearest3d_2x};
+use crate::conv::{conv3d_layer, conv3d_layer_upsampled_concat};
+use crate::ops::max_pool3d_2x;
 
 /// A normalisation layer after a convolution.
 #[derive(Module, Debug)]
@@ -51,8 +51,33 @@ pub struct DoubleConv {
 
 impl DoubleConv {
     fn forward(&self, x: Tensor<5>, activation: Activation) -> Tensor<5> {
-        let x = conv_norm_act(&self.conv1, self.norm1.as_ref(), activation, x);
-        conv_norm_act(&self.conv2, self.norm2.as_ref(), activation, x)
+        let x = norm_act(
+            self.norm1.as_ref(),
+            activation,
+            conv3d_layer(&self.conv1, x),
+        );
+        norm_act(
+            self.norm2.as_ref(),
+            activation,
+            conv3d_layer(&self.conv2, x),
+        )
+    }
+
+    /// [`DoubleConv::forward`] of `[upsample_nearest3d_2x(low), skip]`, channels concatenated,
+    /// without making that input where the convolution can read its parts.
+    fn forward_upsampled_concat(
+        &self,
+        low: Tensor<5>,
+        skip: Tensor<5>,
+        activation: Activation,
+    ) -> Tensor<5> {
+        let x = conv3d_layer_upsampled_concat(&self.conv1, low, skip);
+        let x = norm_act(self.norm1.as_ref(), activation, x);
+        norm_act(
+            self.norm2.as_ref(),
+            activation,
+            conv3d_layer(&self.conv2, x),
+        )
     }
 }
 
@@ -64,15 +89,8 @@ pub fn activate(x: Tensor<5>, activation: Activation) -> Tensor<5> {
     }
 }
 
-/// A convolution (ours for 3x3x3 "same", burn's for the strided ones), its normalisation and
-/// its non-linearity.
-fn conv_norm_act(
-    conv: &Conv3d,
-    norm: Option<&Norm>,
-    activation: Activation,
-    x: Tensor<5>,
-) -> Tensor<5> {
-    let x = conv3d_layer(conv, x);
+/// A convolution's normalisation and non-linearity.
+fn norm_act(norm: Option<&Norm>, activation: Activation, x: Tensor<5>) -> Tensor<5> {
     let x = match norm {
         Some(norm) => norm.forward(x),
         None => x,
@@ -301,12 +319,11 @@ impl UNet3d {
             if index > 0 && all_heads && !self.ds_heads.is_empty() {
                 low_resolution.push(x.clone());
             }
-            x = match self.ups.get(index) {
-                Some(up) => up.forward(x),
-                None => upsample_nearest3d_2x(x),
-            };
             let skip = skips.pop().expect("one skip per decoder level");
-            x = decoder.forward(Tensor::cat(vec![x, skip], 1), activation);
+            x = match self.ups.get(index) {
+                Some(up) => decoder.forward(Tensor::cat(vec![up.forward(x), skip], 1), activation),
+                None => decoder.forward_upsampled_concat(x, skip, activation),
+            };
         }
         let mut outputs = vec![self.head.forward(x)];
         // low_resolution holds levels depth-2 .. 1; ds_heads[k] belongs to level k + 1.
