@@ -472,10 +472,12 @@ impl Grid {
 
     /// Reads the voxels back from `[B, C, span]` into `[B, C, X, Y, Z]`, adding a bias per channel.
     fn crop(&self, grid: &[f32], batch: usize, channels: usize, bias: Option<&[f32]>) -> Vec<f32> {
-        let mut out = zeroed(batch * channels * self.voxels());
+        let len = batch * channels * self.voxels();
+        let mut out = room_for(len);
         let [_, ny, nz] = self.size;
         let [sx, sy, sz] = self.strides;
-        out.par_chunks_mut(self.voxels())
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(self.voxels())
             .zip(grid.par_chunks_exact(self.span))
             .enumerate()
             .for_each(|(index, (dst, src))| {
@@ -483,10 +485,12 @@ impl Grid {
                 for (row, values) in dst.chunks_exact_mut(nz).enumerate() {
                     let base = (row / ny) * sx + (row % ny) * sy;
                     for (k, value) in values.iter_mut().enumerate() {
-                        *value = src[base + k * sz] + add;
+                        *value = std::mem::MaybeUninit::new(src[base + k * sz] + add);
                     }
                 }
             });
+        // SAFETY: the loop above wrote every voxel of every channel.
+        unsafe { out.set_len(len) };
         out
     }
 
@@ -501,7 +505,9 @@ impl Grid {
         m: usize,
     ) -> Vec<f32> {
         let span = self.span;
-        let mut out = zeroed(batch * m * span);
+        let len = batch * m * span;
+        // The first tap's GEMM writes without reading, so `out` needs no zeros.
+        let mut out = room_for(len);
         let tile = (self.tile_floats / m).clamp(256, 8192).min(span);
         let tiles = span.div_ceil(tile);
         // Few tiles (deep, small levels) leave cores idle: split the output channels as well.
@@ -549,6 +555,9 @@ impl Grid {
                     }
                 }
             });
+        // SAFETY: the tasks cover every batch, row block and position tile, and each one's
+        // first GEMM wrote its part.
+        unsafe { out.set_len(len) };
         out
     }
 
@@ -666,22 +675,39 @@ fn zeroed(len: usize) -> Vec<f32> {
     // Large zeroed allocations come straight from mmap, untouched, so the hint lands before the
     // first fault.
     let buffer = vec![0.0f32; len];
+    advise_huge_pages(buffer.as_ptr(), len);
+    buffer
+}
+
+/// An empty buffer with room for `len` floats, for a pass that writes every one of them (through
+/// `spare_capacity_mut` or a pointer) before `set_len`: no zeroing, which memory the allocator
+/// reuses would get on the calling thread alone (a memset of hundreds of MiB while the other
+/// cores wait), and first touches happen in the parallel pass that fills it.
+fn room_for(len: usize) -> Vec<f32> {
+    let buffer = Vec::with_capacity(len);
+    advise_huge_pages(buffer.as_ptr(), len);
+    buffer
+}
+
+/// Asks for transparent huge pages behind the `len` floats from `start` (an allocation's).
+fn advise_huge_pages(start: *const f32, len: usize) {
     #[cfg(target_os = "linux")]
     {
         const HUGE_PAGE: usize = 1 << 21;
-        let start = buffer.as_ptr() as usize;
+        let start = start as usize;
         let end = start + len * std::mem::size_of::<f32>();
         let (from, to) = (
             (start + HUGE_PAGE - 1) & !(HUGE_PAGE - 1),
             end & !(HUGE_PAGE - 1),
         );
         if to > from {
-            // SAFETY: the range lies inside `buffer`'s allocation, and MADV_HUGEPAGE is only a
+            // SAFETY: the range lies inside the allocation, and MADV_HUGEPAGE is only a
             // hint that never changes the memory's contents; a refusal is harmless.
             unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
         }
     }
-    buffer
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, len);
 }
 
 /// A pointer tasks write through at disjoint offsets.
@@ -865,14 +891,16 @@ mod tests {
 
     /// A decoder's input read from its parts (the lower level upsampled, then the skip) gives the
     /// same bits as the convolution of that input made in memory, on every path: Winograd in
-    /// f32 and bf16 (the parts read while padding) and the direct sums (too few channels, and
-    /// when asked for). The upsampling by hand: voxel (x, y, z) takes low (x/2, y/2, z/2).
+    /// f32 and bf16 (the parts read while padding, rows in memory order and, with Z under 8,
+    /// permuted) and the direct sums (too few channels, and when asked for). The upsampling by hand: voxel (x, y, z) takes low (x/2, y/2, z/2).
     #[test]
     fn input_parts_equal_the_concatenated_input() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for (batch, low_channels, skip_channels, size) in
-            [(2, 12, 8, [4, 6, 10]), (1, 4, 3, [2, 4, 8])]
-        {
+        for (batch, low_channels, skip_channels, size) in [
+            (2, 12, 8, [4, 6, 10]),
+            (1, 8, 12, [6, 4, 4]),
+            (1, 4, 3, [2, 4, 8]),
+        ] {
             let [nx, ny, nz] = size;
             let voxels = nx * ny * nz;
             let low = random(batch * low_channels * voxels / 8, &mut rng);

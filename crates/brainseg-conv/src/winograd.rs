@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use crate::caches::CacheSizes;
-use crate::{fixed_order_sum, zeroed, InputPart, SharedMut, MIN_TASKS, PARTIAL_SUMS};
+use crate::{fixed_order_sum, room_for, zeroed, InputPart, SharedMut, MIN_TASKS, PARTIAL_SUMS};
 
 /// Floats of transformed input per block and channel run (4 MiB): with 48 tiles, runs of up to
 /// 341 input channels (227 with 72), so most layers sum all channels in one GEMM per point.
@@ -265,10 +265,21 @@ impl Winograd {
             })
             .collect();
         let padded_channel = self.padded_channel();
-        let mut grid = zeroed(sources.len() * padded_channel);
-        grid.par_chunks_mut(padded_channel)
+        let len = sources.len() * padded_channel;
+        let mut grid = room_for(len);
+        let in_memory_order = self.order == [0, 1, 2];
+        grid.spare_capacity_mut()[..len]
+            .par_chunks_mut(padded_channel)
             .zip(sources.par_iter())
             .for_each(|(dst, &(src, upsampled))| {
+                if in_memory_order {
+                    // Rows of the source are rows of the grid: each padded row written whole.
+                    self.pad_channel(src, upsampled, dst);
+                    return;
+                }
+                dst.fill(MaybeUninit::new(0.0));
+                // SAFETY: every float of `dst` was just initialised.
+                let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
                 if upsampled {
                     // Voxel (x, y, z) takes the value at (x / 2, y / 2, z / 2).
                     let (ly, lz) = (oy.len() / 2, oz.len() / 2);
@@ -294,7 +305,64 @@ impl Winograd {
                     }
                 }
             });
+        // SAFETY: the tasks above initialised every float of the `len`.
+        unsafe { grid.set_len(len) };
         grid
+    }
+
+    /// One padded channel of [`Winograd::pad_parts`] whole, zeros included, when the permuted
+    /// axes are the source's (`order` X, Y, Z): planes and rows of padding are zeroed, and each
+    /// padded row holds position `p = z + 1` at slot `p / 2` of its even or odd half.
+    fn pad_channel(&self, src: &[f32], upsampled: bool, dst: &mut [MaybeUninit<f32>]) {
+        let zero = MaybeUninit::new(0.0f32);
+        let [na, nb, nc] = self.sizes;
+        let (row_len, half) = (self.row_len(), self.tiles[2] + 1);
+        let plane_len = self.rows_b() * row_len;
+        let pairs = nc / 2;
+        for (pa, plane) in dst.chunks_exact_mut(plane_len).enumerate() {
+            if pa == 0 || pa > na {
+                plane.fill(zero);
+                continue;
+            }
+            let a = pa - 1;
+            for (pb, padded_row) in plane.chunks_exact_mut(row_len).enumerate() {
+                if pb == 0 || pb > nb {
+                    padded_row.fill(zero);
+                    continue;
+                }
+                let b = pb - 1;
+                let (even, odd) = padded_row.split_at_mut(half);
+                even[0] = zero; // p = 0, the padding in front
+                if upsampled {
+                    // z takes low[z / 2]: even slot j (z = 2j - 1) low[j - 1], odd slot j
+                    // (z = 2j) low[j]. Upsampled sizes are even.
+                    let low = &src[((a / 2) * (nb / 2) + b / 2) * pairs..][..pairs];
+                    for (slot, &value) in even[1..=pairs].iter_mut().zip(low) {
+                        *slot = MaybeUninit::new(value);
+                    }
+                    for (slot, &value) in odd[..pairs].iter_mut().zip(low) {
+                        *slot = MaybeUninit::new(value);
+                    }
+                } else {
+                    // Even slot j holds z = 2j - 1, odd slot j holds z = 2j.
+                    let row = &src[(a * nb + b) * nc..][..nc];
+                    for ((two, odd_slot), even_slot) in row
+                        .chunks_exact(2)
+                        .zip(odd.iter_mut())
+                        .zip(even[1..].iter_mut())
+                    {
+                        *odd_slot = MaybeUninit::new(two[0]);
+                        *even_slot = MaybeUninit::new(two[1]);
+                    }
+                    if nc % 2 == 1 {
+                        odd[pairs] = MaybeUninit::new(row[nc - 1]);
+                    }
+                }
+                // The padding behind: p = nc + 1 and the slot an odd size leaves over.
+                even[pairs + 1..].fill(zero);
+                odd[nc.div_ceil(2)..].fill(zero);
+            }
+        }
     }
 
     /// `out = conv(input) (+ bias)`, with the transformed kernel `kernel` (`[64][Cout][Cin]`,
@@ -326,7 +394,9 @@ impl Winograd {
     ) -> Vec<f32> {
         let (cin, cout) = (self.channels_in, self.channels_out);
         let padded = self.pad_parts(parts, self.batch);
-        let mut out = zeroed(self.batch * cout * self.voxels());
+        let out_len = self.batch * cout * self.voxels();
+        // Every voxel of every channel is written by one task's output transform.
+        let mut out = room_for(out_len);
         let [_, tiles_b, tiles_c] = self.tiles;
         let rows = self.tiles[0] * tiles_b;
         let rows_per_block = self.target_tiles.div_ceil(tiles_c).max(1).min(rows);
@@ -478,6 +548,9 @@ impl Winograd {
                     }
                 });
             });
+        // SAFETY: the tasks cover every batch, row of tiles and output channel, and the output
+        // transform writes every voxel of its tiles.
+        unsafe { out.set_len(out_len) };
         out
     }
 }
