@@ -473,6 +473,11 @@ impl Grid {
     /// Reads the voxels back from `[B, C, span]` into `[B, C, X, Y, Z]`, adding a bias per channel.
     fn crop(&self, grid: &[f32], batch: usize, channels: usize, bias: Option<&[f32]>) -> Vec<f32> {
         let len = batch * channels * self.voxels();
+        debug_assert_eq!(
+            grid.len(),
+            batch * channels * self.span,
+            "one grid per channel"
+        );
         let mut out = room_for(len);
         let [_, ny, nz] = self.size;
         let [sx, sy, sz] = self.strides;
@@ -684,8 +689,15 @@ fn zeroed(len: usize) -> Vec<f32> {
 /// reuses would get on the calling thread alone (a memset of hundreds of MiB while the other
 /// cores wait), and first touches happen in the parallel pass that fills it.
 fn room_for(len: usize) -> Vec<f32> {
-    let buffer = Vec::with_capacity(len);
+    #[allow(unused_mut)] // written only in tests
+    let mut buffer = Vec::with_capacity(len);
     advise_huge_pages(buffer.as_ptr(), len);
+    // Tests see NaN wherever a pass forgot a float (fresh memory would read as zeros, which
+    // padding expects).
+    #[cfg(test)]
+    buffer
+        .spare_capacity_mut()
+        .fill(std::mem::MaybeUninit::new(f32::NAN));
     buffer
 }
 
@@ -891,7 +903,7 @@ mod tests {
 
     /// A decoder's input read from its parts (the lower level upsampled, then the skip) gives the
     /// same bits as the convolution of that input made in memory, on every path: Winograd in
-    /// f32 and bf16 (the parts read while padding, rows in memory order and, with Z under 8,
+    /// f32 and bf16 (the parts read while padding, rows in memory order and, for [6, 4, 4],
     /// permuted) and the direct sums (too few channels, and when asked for). The upsampling by hand: voxel (x, y, z) takes low (x/2, y/2, z/2).
     #[test]
     fn input_parts_equal_the_concatenated_input() {

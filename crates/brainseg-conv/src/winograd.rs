@@ -319,6 +319,10 @@ impl Winograd {
         let (row_len, half) = (self.row_len(), self.tiles[2] + 1);
         let plane_len = self.rows_b() * row_len;
         let pairs = nc / 2;
+        debug_assert!(
+            !upsampled || nc % 2 == 0,
+            "an upsampled part has even sizes"
+        );
         for (pa, plane) in dst.chunks_exact_mut(plane_len).enumerate() {
             if pa == 0 || pa > na {
                 plane.fill(zero);
@@ -1228,6 +1232,80 @@ fn output_chunk<const L: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The padded grid against its definition, float by float: slot `s` of a padded row holds
+    /// position `p = 2s` (first half) or `2(s - half) + 1`, padded coordinate `p` is voxel
+    /// `p - 1` along each permuted axis, and everything else is zero. Full and upsampled parts,
+    /// odd and even sizes, in memory order (Z of 8 or more, or the longest) and permuted; the
+    /// grid's room starts as NaN in tests, so a float never written cannot pass for a zero.
+    #[test]
+    fn padded_grid_follows_its_definition() {
+        for size in [
+            [3, 5, 7],
+            [4, 4, 6],
+            [2, 4, 10],
+            [5, 3, 9],
+            [6, 4, 4],
+            [4, 6, 2],
+        ] {
+            let plan = Winograd::new(2, 5, 16, size);
+            let [nx, ny, nz] = size;
+            let voxels = nx * ny * nz;
+            let upsampled = size.iter().all(|n| n % 2 == 0);
+            let low_channels = if upsampled { 2 } else { 0 };
+            let full: Vec<f32> = (0..2 * 3 * voxels).map(|i| i as f32 + 0.5).collect();
+            let low: Vec<f32> = (0..2 * low_channels * voxels / 8)
+                .map(|i| -(i as f32) - 0.25)
+                .collect();
+            let mut parts = vec![InputPart::Full {
+                values: &full,
+                channels: 3,
+            }];
+            if upsampled {
+                parts.push(InputPart::Upsampled {
+                    values: &low,
+                    channels: low_channels,
+                });
+            }
+            let grid = plan.pad_parts(&parts, 2);
+            let channels = 3 + low_channels;
+            let padded = plan.padded_channel();
+            assert_eq!(grid.len(), 2 * channels * padded);
+            let (row_len, half) = (plan.row_len(), plan.tiles[2] + 1);
+            let plane = plan.rows_b() * row_len;
+            for (index, &value) in grid.iter().enumerate() {
+                let (channel, at) = (index / padded, index % padded);
+                let (b, c) = (channel / channels, channel % channels);
+                let s = at % row_len;
+                let p = if s < half { 2 * s } else { 2 * (s - half) + 1 };
+                let permuted = [at / plane, at % plane / row_len, p];
+                let inside = (0..3).all(|q| (1..=plan.sizes[q]).contains(&permuted[q]));
+                let expected = if !inside {
+                    0.0
+                } else {
+                    let mut voxel = [0usize; 3];
+                    for q in 0..3 {
+                        voxel[plan.order[q]] = permuted[q] - 1;
+                    }
+                    let [x, y, z] = voxel;
+                    if c < 3 {
+                        full[(b * 3 + c) * voxels + (x * ny + y) * nz + z]
+                    } else {
+                        let (ly, lz) = (ny / 2, nz / 2);
+                        low[(b * low_channels + c - 3) * voxels / 8
+                            + ((x / 2) * ly + y / 2) * lz
+                            + z / 2]
+                    }
+                };
+                assert_eq!(
+                    value.to_bits(),
+                    expected.to_bits(),
+                    "size {size:?} order {:?} channel {channel} padded {permuted:?}",
+                    plan.order
+                );
+            }
+        }
+    }
 
     /// Every instruction set the processor has gives the same bits as the portable build: the
     /// transforms are the same IEEE operations in the same order, only wider (no fused
