@@ -248,14 +248,12 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let layout = RunLayout::new(&out);
-    let best = history
-        .iter()
-        .max_by(|a, b| a.dice_mean.total_cmp(&b.dice_mean));
-    match best {
-        Some(best) if trained > 0 => println!(
-            "best epoch {} (mean region Dice {:.3}); model: {}",
+    match brainseg_train::best_epoch(&history) {
+        Some((best, smoothed)) if trained > 0 => println!(
+            "best epoch {} (mean region Dice {:.3}, moving average {:.3}); model: {}",
             best.epoch,
             best.dice_mean,
+            smoothed,
             layout.best_model().display()
         ),
         _ if outcome.stopped.is_some() => {}

@@ -5,8 +5,8 @@
 //! checkpoint, log). Its folder ([`RunLayout`]) holds everything needed to watch, resume or reuse
 //! it: `config.json` (the whole recipe), `split.json` (editable train/validation ids),
 //! `metrics.csv` and `curves.png` (one row/point per epoch), `best.safetensors` and
-//! `last.safetensors` ([`model_file`]s of the best validation epoch and of the last one),
-//! `checkpoint/` (last epoch: weights, optimiser
+//! `last.safetensors` ([`model_file`]s of the epoch with the best moving-average validation Dice,
+//! as nnU-Net chooses, and of the last one), `checkpoint/` (last epoch: weights, optimiser
 //! state, progress) and `cache/` (decoded cases).
 pub mod cache;
 mod checkpoint;
@@ -24,4 +24,7 @@ pub use error::{Error, Result};
 pub use model_file::ModelFile;
 pub use recipe::Recipe;
 pub use run_layout::RunLayout;
-pub use trainer::{set_epochs, train, training_loss, EpochRecord, TrainEvent, Trainer, Validation};
+pub use trainer::{
+    best_epoch, set_epochs, smoothed_dice, train, training_loss, EpochRecord, TrainEvent, Trainer,
+    Validation,
+};

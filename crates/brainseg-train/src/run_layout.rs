@@ -28,7 +28,7 @@ impl RunLayout {
     pub fn curves(&self) -> PathBuf {
         self.root.join("curves.png")
     }
-    /// The model of the best validation epoch (a [`crate::model_file`]).
+    /// The model of the epoch with the best [`crate::trainer::smoothed_dice`] (a [`crate::model_file`]).
     pub fn best_model(&self) -> PathBuf {
         self.root.join("best.safetensors")
     }

@@ -36,7 +36,7 @@ pub struct EpochRecord {
     pub dice_wt: Option<f64>,
     pub dice_tc: Option<f64>,
     pub dice_et: Option<f64>,
-    /// Mean of the defined region Dice values: the number the best model is chosen by.
+    /// Mean of the defined region Dice values; its moving average ([`smoothed_dice`]) chooses the best model.
     pub dice_mean: f64,
     pub seconds: f64,
 }
@@ -64,8 +64,36 @@ pub enum TrainEvent<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunProgress {
     pub epochs_done: usize,
-    pub best_dice: f64,
+    /// The best [`smoothed_dice`] so far (checkpoints from before it existed start it afresh).
+    #[serde(default = "no_best_yet")]
+    pub best_smoothed_dice: f64,
     pub history: Vec<EpochRecord>,
+}
+
+fn no_best_yet() -> f64 {
+    f64::NEG_INFINITY
+}
+
+/// nnU-Net's choice of the best epoch: an exponential moving average (0.9 of the previous, 0.1 of the new) of
+/// the validation mean Dice over the epochs, so that a few validation patches' luck does not pick the model.
+pub fn smoothed_dice(history: &[EpochRecord]) -> f64 {
+    history
+        .iter()
+        .map(|record| record.dice_mean)
+        .reduce(|average, dice| 0.9 * average + 0.1 * dice)
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// The epoch whose [`smoothed_dice`] was highest (the first on a tie, as the trainer keeps it), with that value.
+pub fn best_epoch(history: &[EpochRecord]) -> Option<(&EpochRecord, f64)> {
+    let mut best: Option<(&EpochRecord, f64)> = None;
+    for n in 1..=history.len() {
+        let smoothed = smoothed_dice(&history[..n]);
+        if best.map_or(true, |(_, value)| smoothed > value) {
+            best = Some((&history[n - 1], smoothed));
+        }
+    }
+    best
 }
 
 fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
@@ -254,7 +282,7 @@ impl Trainer {
                 config.optimizer.init(),
                 RunProgress {
                     epochs_done: 0,
-                    best_dice: f64::NEG_INFINITY,
+                    best_smoothed_dice: no_best_yet(),
                     history: vec![],
                 },
             ),
@@ -335,12 +363,13 @@ impl Trainer {
             dice_mean: validation.mean_region_dice(),
             seconds: started.elapsed().as_secs_f64(),
         };
-        if record.dice_mean > self.progress.best_dice {
-            self.progress.best_dice = record.dice_mean;
+        self.progress.history.push(record.clone());
+        let smoothed = smoothed_dice(&self.progress.history);
+        if smoothed > self.progress.best_smoothed_dice {
+            self.progress.best_smoothed_dice = smoothed;
             self.save_model(&self.layout.best_model())?;
         }
         self.save_model(&self.layout.last_model())?;
-        self.progress.history.push(record.clone());
         self.progress.epochs_done = epoch;
         checkpoint::save(&self.layout, &self.model, &self.optimizer, &self.progress)?;
         self.log()?;
@@ -633,6 +662,59 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record_with_dice(epoch: usize, dice_mean: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 0.0,
+            valid_loss: 0.0,
+            dice_edema: None,
+            dice_non_enhancing: None,
+            dice_enhancing: None,
+            dice_wt: None,
+            dice_tc: None,
+            dice_et: None,
+            dice_mean,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn smoothed_dice_by_hand() {
+        let history: Vec<EpochRecord> = [0.5, 1.0, 0.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &dice)| record_with_dice(i + 1, dice))
+            .collect();
+        // 0.5; then 0.9 * 0.5 + 0.1 * 1.0 = 0.55; then 0.9 * 0.55 + 0.1 * 0.0 = 0.495.
+        let expected = [0.5, 0.55, 0.495];
+        for (n, want) in expected.iter().enumerate() {
+            assert!((smoothed_dice(&history[..=n]) - want).abs() < 1e-12);
+        }
+        assert_eq!(smoothed_dice(&[]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn best_epoch_follows_the_moving_average_not_one_lucky_epoch() {
+        // Raw Dice peaks at epoch 2 (0.9); the averages are 0.5, 0.54, 0.561, 0.5749, 0.58741:
+        // steady 0.7s after the spike win, and the last epoch is the best.
+        let history: Vec<EpochRecord> = [0.5, 0.9, 0.75, 0.7, 0.7]
+            .iter()
+            .enumerate()
+            .map(|(i, &dice)| record_with_dice(i + 1, dice))
+            .collect();
+        let (record, smoothed) = best_epoch(&history).unwrap();
+        assert_eq!(record.epoch, 5);
+        assert!((smoothed - 0.58741).abs() < 1e-12);
+        // Falling after the spike: the average peaks where the raw values stop rising it.
+        let falling: Vec<EpochRecord> = [0.5, 0.9, 0.1]
+            .iter()
+            .enumerate()
+            .map(|(i, &dice)| record_with_dice(i + 1, dice))
+            .collect();
+        assert_eq!(best_epoch(&falling).unwrap().0.epoch, 2);
+        assert!(best_epoch(&[]).is_none());
+    }
     use crate::config::{Optimizer, Schedule};
     use crate::data::SamplingConfig;
     use brainseg_model::{cpu_autodiff_device, Targets, UNet3dConfig};
