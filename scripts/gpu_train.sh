@@ -173,8 +173,14 @@ for r in rows[-5:]:
     print(f"  epoch {r['epoch']}: train loss {float(r['train_loss']):.4f}, valid Dice WT {r['dice_wt'] or '-'} "
           f"TC {r['dice_tc'] or '-'} ET {r['dice_et'] or '-'} mean {float(r['dice_mean']):.4f} ({r['seconds']} s)")
 if rows:
-    best = max(rows, key=lambda r: float(r["dice_mean"]))
-    print(f"best: epoch {best['epoch']}, mean validation Dice {float(best['dice_mean']):.4f}")
+    # brainseg train's rule: the highest moving average (0.9 old, 0.1 new) of the mean validation Dice.
+    ema, best, best_ema = None, None, float("-inf")
+    for r in rows:
+        d = float(r["dice_mean"])
+        ema = d if ema is None else 0.9 * ema + 0.1 * d
+        if ema > best_ema:
+            best, best_ema = r, ema
+    print(f"best: epoch {best['epoch']}, mean validation Dice {float(best['dice_mean']):.4f} (moving average {best_ema:.4f})")
 EOF
 else
     echo "no epoch finished: nothing to return"

@@ -8,7 +8,8 @@
 #   bash scripts/gpu_train_brats.sh [seconds]
 # The run's small files (config.json, split.json, metrics.csv, curves.png, best.safetensors) come back in
 # $OUT/run; its case cache stays behind. Training stops after the given seconds (default 270); every epoch
-# is checkpointed, so what is in best.safetensors is the best validation epoch reached by then.
+# is checkpointed, so best.safetensors is the best epoch reached by then (by the moving average of the
+# validation Dice, as `brainseg train` chooses).
 set -u
 cd "$(dirname "$0")/.."
 bin=${BRAINSEG_BIN:-target-gpu-bin/brainseg}

@@ -248,14 +248,19 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let layout = RunLayout::new(&out);
-    match brainseg_train::best_epoch(&history) {
-        Some((best, smoothed)) if trained > 0 => println!(
+    let best = outcome
+        .best_epoch
+        .and_then(|epoch| history.iter().position(|record| record.epoch == epoch));
+    match best {
+        Some(at) if trained > 0 => println!(
             "best epoch {} (mean region Dice {:.3}, moving average {:.3}); model: {}",
-            best.epoch,
-            best.dice_mean,
-            smoothed,
+            history[at].epoch,
+            history[at].dice_mean,
+            brainseg_train::smoothed_dice(&history[..=at]),
             layout.best_model().display()
         ),
+        // No epoch had a comparable (non-NaN) Dice: there is no best to name.
+        None if trained > 0 => {}
         _ if outcome.stopped.is_some() => {}
         _ => println!(
             "nothing left to train in {}: all {} epochs are done (--epochs N continues it)",

@@ -25,6 +25,5 @@ pub use model_file::ModelFile;
 pub use recipe::Recipe;
 pub use run_layout::RunLayout;
 pub use trainer::{
-    best_epoch, set_epochs, smoothed_dice, train, training_loss, EpochRecord, TrainEvent, Trainer,
-    Validation,
+    set_epochs, smoothed_dice, train, training_loss, EpochRecord, TrainEvent, Trainer, Validation,
 };

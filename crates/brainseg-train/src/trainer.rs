@@ -64,10 +64,27 @@ pub enum TrainEvent<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunProgress {
     pub epochs_done: usize,
-    /// The best [`smoothed_dice`] so far (checkpoints from before it existed start it afresh).
+    /// The best [`smoothed_dice`] so far and its epoch, whose model is `best.safetensors`
+    /// (checkpoints from before they existed start them afresh).
     #[serde(default = "no_best_yet")]
     pub best_smoothed_dice: f64,
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
     pub history: Vec<EpochRecord>,
+}
+
+impl RunProgress {
+    /// After an epoch's record is pushed: whether that epoch is the new best by [`smoothed_dice`]
+    /// (strictly higher, so the earlier epoch keeps a tie); if so it is remembered.
+    fn take_if_best(&mut self) -> bool {
+        let smoothed = smoothed_dice(&self.history);
+        let improved = smoothed > self.best_smoothed_dice;
+        if improved {
+            self.best_smoothed_dice = smoothed;
+            self.best_epoch = self.history.last().map(|record| record.epoch);
+        }
+        improved
+    }
 }
 
 fn no_best_yet() -> f64 {
@@ -82,18 +99,6 @@ pub fn smoothed_dice(history: &[EpochRecord]) -> f64 {
         .map(|record| record.dice_mean)
         .reduce(|average, dice| 0.9 * average + 0.1 * dice)
         .unwrap_or(f64::NEG_INFINITY)
-}
-
-/// The epoch whose [`smoothed_dice`] was highest (the first on a tie, as the trainer keeps it), with that value.
-pub fn best_epoch(history: &[EpochRecord]) -> Option<(&EpochRecord, f64)> {
-    let mut best: Option<(&EpochRecord, f64)> = None;
-    for n in 1..=history.len() {
-        let smoothed = smoothed_dice(&history[..n]);
-        if best.map_or(true, |(_, value)| smoothed > value) {
-            best = Some((&history[n - 1], smoothed));
-        }
-    }
-    best
 }
 
 fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
@@ -142,7 +147,7 @@ pub struct Validation {
 }
 
 impl Validation {
-    /// Mean of the defined region Dice values: what the best model is chosen by.
+    /// Mean of the defined region Dice values; its moving average ([`smoothed_dice`]) chooses the best model.
     pub fn mean_region_dice(&self) -> f64 {
         let defined: Vec<f64> = self.regions.iter().filter_map(Counts::dice).collect();
         match defined.len() {
@@ -283,6 +288,7 @@ impl Trainer {
                 RunProgress {
                     epochs_done: 0,
                     best_smoothed_dice: no_best_yet(),
+                    best_epoch: None,
                     history: vec![],
                 },
             ),
@@ -364,9 +370,7 @@ impl Trainer {
             seconds: started.elapsed().as_secs_f64(),
         };
         self.progress.history.push(record.clone());
-        let smoothed = smoothed_dice(&self.progress.history);
-        if smoothed > self.progress.best_smoothed_dice {
-            self.progress.best_smoothed_dice = smoothed;
+        if self.progress.take_if_best() {
             self.save_model(&self.layout.best_model())?;
         }
         self.save_model(&self.layout.last_model())?;
@@ -494,6 +498,8 @@ pub struct TrainOutcome {
     pub history: Vec<EpochRecord>,
     /// Epochs trained by this call.
     pub trained: usize,
+    /// The epoch of `best.safetensors` (None before a first epoch).
+    pub best_epoch: Option<usize>,
     /// The run's configured epochs in all.
     pub epochs: usize,
     /// Set when the time limit stopped the run before its last epoch; its checkpoint is complete
@@ -546,6 +552,7 @@ fn train_with_clock(
             let now = elapsed();
             if now >= limit || estimate.is_some_and(|e| now + e > limit) {
                 return Ok(TrainOutcome {
+                    best_epoch: trainer.progress.best_epoch,
                     history: trainer.progress.history,
                     trained,
                     epochs: trainer.config.epochs,
@@ -562,6 +569,7 @@ fn train_with_clock(
         trained += 1;
     }
     Ok(TrainOutcome {
+        best_epoch: trainer.progress.best_epoch,
         history: trainer.progress.history,
         trained,
         epochs: trainer.config.epochs,
@@ -694,26 +702,43 @@ mod tests {
         assert_eq!(smoothed_dice(&[]), f64::NEG_INFINITY);
     }
 
+    /// Feeds the Dice values one epoch at a time, as the trainer does; returns the epochs that
+    /// became the best on arrival.
+    fn bests_on_arrival(dice: &[f64]) -> (RunProgress, Vec<usize>) {
+        let mut progress = RunProgress {
+            epochs_done: 0,
+            best_smoothed_dice: no_best_yet(),
+            best_epoch: None,
+            history: vec![],
+        };
+        let mut bests = vec![];
+        for (i, &value) in dice.iter().enumerate() {
+            progress.history.push(record_with_dice(i + 1, value));
+            if progress.take_if_best() {
+                bests.push(i + 1);
+            }
+        }
+        (progress, bests)
+    }
+
     #[test]
     fn best_epoch_follows_the_moving_average_not_one_lucky_epoch() {
         // Raw Dice peaks at epoch 2 (0.9); the averages are 0.5, 0.54, 0.561, 0.5749, 0.58741:
         // steady 0.7s after the spike win, and the last epoch is the best.
-        let history: Vec<EpochRecord> = [0.5, 0.9, 0.75, 0.7, 0.7]
-            .iter()
-            .enumerate()
-            .map(|(i, &dice)| record_with_dice(i + 1, dice))
-            .collect();
-        let (record, smoothed) = best_epoch(&history).unwrap();
-        assert_eq!(record.epoch, 5);
-        assert!((smoothed - 0.58741).abs() < 1e-12);
-        // Falling after the spike: the average peaks where the raw values stop rising it.
-        let falling: Vec<EpochRecord> = [0.5, 0.9, 0.1]
-            .iter()
-            .enumerate()
-            .map(|(i, &dice)| record_with_dice(i + 1, dice))
-            .collect();
-        assert_eq!(best_epoch(&falling).unwrap().0.epoch, 2);
-        assert!(best_epoch(&[]).is_none());
+        let (progress, bests) = bests_on_arrival(&[0.5, 0.9, 0.75, 0.7, 0.7]);
+        assert_eq!(bests, [1, 2, 3, 4, 5]);
+        assert_eq!(progress.best_epoch, Some(5));
+        assert!((progress.best_smoothed_dice - 0.58741).abs() < 1e-12);
+        // One lucky epoch does not win: averages 0.8, 0.74, 0.756, 0.7304, so epoch 1 stays the
+        // best although epoch 3 has the highest raw Dice (0.9).
+        let (progress, bests) = bests_on_arrival(&[0.8, 0.2, 0.9, 0.5]);
+        assert_eq!(bests, [1]);
+        assert_eq!(progress.best_epoch, Some(1));
+        assert!((progress.best_smoothed_dice - 0.8).abs() < 1e-12);
+        // A tie keeps the earlier epoch.
+        let (progress, bests) = bests_on_arrival(&[0.5, 0.5]);
+        assert_eq!(bests, [1]);
+        assert_eq!(progress.best_epoch, Some(1));
     }
     use crate::config::{Optimizer, Schedule};
     use crate::data::SamplingConfig;
