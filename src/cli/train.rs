@@ -248,15 +248,16 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let layout = RunLayout::new(&out);
-    let best = outcome
-        .best_epoch
-        .and_then(|epoch| history.iter().position(|record| record.epoch == epoch));
+    let best = outcome.best_epoch.and_then(|epoch| {
+        let record = history.iter().find(|record| record.epoch == epoch)?;
+        Some((record, brainseg_train::smoothed_dice_at(&history, epoch)?))
+    });
     match best {
-        Some(at) if trained > 0 => println!(
+        Some((record, smoothed)) if trained > 0 => println!(
             "best epoch {} (mean region Dice {:.3}, moving average {:.3}); model: {}",
-            history[at].epoch,
-            history[at].dice_mean,
-            brainseg_train::smoothed_dice(&history[..=at]),
+            record.epoch,
+            record.dice_mean,
+            smoothed,
             layout.best_model().display()
         ),
         // No epoch had a comparable (non-NaN) Dice: there is no best to name.

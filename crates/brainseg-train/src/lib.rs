@@ -25,5 +25,6 @@ pub use model_file::ModelFile;
 pub use recipe::Recipe;
 pub use run_layout::RunLayout;
 pub use trainer::{
-    set_epochs, smoothed_dice, train, training_loss, EpochRecord, TrainEvent, Trainer, Validation,
+    set_epochs, smoothed_dice, smoothed_dice_at, train, training_loss, EpochRecord, TrainEvent,
+    Trainer, Validation,
 };

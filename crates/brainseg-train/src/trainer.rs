@@ -64,10 +64,8 @@ pub enum TrainEvent<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunProgress {
     pub epochs_done: usize,
-    /// The best [`smoothed_dice`] so far and its epoch, whose model is `best.safetensors`
-    /// (checkpoints from before they existed start them afresh).
-    #[serde(default = "no_best_yet")]
-    pub best_smoothed_dice: f64,
+    /// The epoch of `best.safetensors`: the highest [`smoothed_dice`] so far (checkpoints from
+    /// before it existed start it afresh).
     #[serde(default)]
     pub best_epoch: Option<usize>,
     pub history: Vec<EpochRecord>,
@@ -77,18 +75,16 @@ impl RunProgress {
     /// After an epoch's record is pushed: whether that epoch is the new best by [`smoothed_dice`]
     /// (strictly higher, so the earlier epoch keeps a tie); if so it is remembered.
     fn take_if_best(&mut self) -> bool {
-        let smoothed = smoothed_dice(&self.history);
-        let improved = smoothed > self.best_smoothed_dice;
+        let best = self
+            .best_epoch
+            .and_then(|epoch| smoothed_dice_at(&self.history, epoch))
+            .unwrap_or(f64::NEG_INFINITY);
+        let improved = smoothed_dice(&self.history) > best;
         if improved {
-            self.best_smoothed_dice = smoothed;
             self.best_epoch = self.history.last().map(|record| record.epoch);
         }
         improved
     }
-}
-
-fn no_best_yet() -> f64 {
-    f64::NEG_INFINITY
 }
 
 /// nnU-Net's choice of the best epoch: an exponential moving average (0.9 of the previous, 0.1 of the new) of
@@ -99,6 +95,12 @@ pub fn smoothed_dice(history: &[EpochRecord]) -> f64 {
         .map(|record| record.dice_mean)
         .reduce(|average, dice| 0.9 * average + 0.1 * dice)
         .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// [`smoothed_dice`] as it stood after this epoch (None if the history lacks it).
+pub fn smoothed_dice_at(history: &[EpochRecord], epoch: usize) -> Option<f64> {
+    let at = history.iter().position(|record| record.epoch == epoch)?;
+    Some(smoothed_dice(&history[..=at]))
 }
 
 fn to_tensor(array: &Array5<f32>, device: &Device) -> Tensor<5> {
@@ -287,7 +289,6 @@ impl Trainer {
                 config.optimizer.init(),
                 RunProgress {
                     epochs_done: 0,
-                    best_smoothed_dice: no_best_yet(),
                     best_epoch: None,
                     history: vec![],
                 },
@@ -670,6 +671,13 @@ fn metrics_csv(history: &[EpochRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Optimizer, Schedule};
+    use crate::data::SamplingConfig;
+    use brainseg_model::{cpu_autodiff_device, Targets, UNet3dConfig};
+    use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
+    use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
 
     fn record_with_dice(epoch: usize, dice_mean: f64) -> EpochRecord {
         EpochRecord {
@@ -707,7 +715,6 @@ mod tests {
     fn bests_on_arrival(dice: &[f64]) -> (RunProgress, Vec<usize>) {
         let mut progress = RunProgress {
             epochs_done: 0,
-            best_smoothed_dice: no_best_yet(),
             best_epoch: None,
             history: vec![],
         };
@@ -728,25 +735,18 @@ mod tests {
         let (progress, bests) = bests_on_arrival(&[0.5, 0.9, 0.75, 0.7, 0.7]);
         assert_eq!(bests, [1, 2, 3, 4, 5]);
         assert_eq!(progress.best_epoch, Some(5));
-        assert!((progress.best_smoothed_dice - 0.58741).abs() < 1e-12);
+        assert!((smoothed_dice_at(&progress.history, 5).unwrap() - 0.58741).abs() < 1e-12);
         // One lucky epoch does not win: averages 0.8, 0.74, 0.756, 0.7304, so epoch 1 stays the
         // best although epoch 3 has the highest raw Dice (0.9).
         let (progress, bests) = bests_on_arrival(&[0.8, 0.2, 0.9, 0.5]);
         assert_eq!(bests, [1]);
         assert_eq!(progress.best_epoch, Some(1));
-        assert!((progress.best_smoothed_dice - 0.8).abs() < 1e-12);
+        assert!((smoothed_dice_at(&progress.history, 1).unwrap() - 0.8).abs() < 1e-12);
         // A tie keeps the earlier epoch.
         let (progress, bests) = bests_on_arrival(&[0.5, 0.5]);
         assert_eq!(bests, [1]);
         assert_eq!(progress.best_epoch, Some(1));
     }
-    use crate::config::{Optimizer, Schedule};
-    use crate::data::SamplingConfig;
-    use brainseg_model::{cpu_autodiff_device, Targets, UNet3dConfig};
-    use brainseg_transforms::{AugmentationConfig, PatchConfig, Standardization};
-    use brainseg_volume::synthetic::{write_dataset, SyntheticConfig};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::Duration;
 
     fn tiny(data: &Path, epochs: usize) -> TrainConfig {
         TrainConfig {
